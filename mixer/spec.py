@@ -1,0 +1,129 @@
+"""Contract 3: the mixture spec, validated at the door by the CLI and the REST API alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from corpus.schema import DOMAINS
+from corpus.specfile import load_spec
+
+
+def _as_list(value: Any) -> Any:
+    """Selectors accept a scalar where a list is meant: ``domain: web`` == ``domain: [web]``."""
+    if value is None or isinstance(value, list):
+        return value
+    return [value]
+
+
+class Selector(BaseModel):
+    """A structured predicate over curated documents; compiled to parameterised DuckDB SQL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domain: list[str] | None = None
+    source: list[str] | None = None
+    lang: list[str] | None = None
+    min_quality: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_quality: float | None = Field(default=None, ge=0.0, le=1.0)
+    tags_any: list[str] | None = None
+    tags_none: list[str] | None = None
+    min_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+
+    _listify = field_validator("domain", "source", "lang", "tags_any", "tags_none", mode="before")(
+        _as_list
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _known_domains(cls, domains: list[str] | None) -> list[str] | None:
+        for domain in domains or []:
+            if domain not in DOMAINS:
+                raise ValueError(f"unknown domain {domain!r}; expected one of {', '.join(DOMAINS)}")
+        return domains
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "Selector":
+        if self.min_quality is not None and self.max_quality is not None:
+            if self.min_quality > self.max_quality:
+                raise ValueError("min_quality is greater than max_quality")
+        if self.min_tokens is not None and self.max_tokens is not None:
+            if self.min_tokens > self.max_tokens:
+                raise ValueError("min_tokens is greater than max_tokens")
+        return self
+
+
+class FimSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(default=0.5, ge=0.0, le=1.0)  # share of documents transformed
+    spm_rate: float = Field(default=0.5, ge=0.0, le=1.0)  # share of those in SPM layout
+
+
+class SourceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    select: Selector = Field(default_factory=Selector)
+    weight: float = Field(ge=0.0)
+    max_epochs: float | None = Field(default=None, gt=0.0)
+    fim: FimSpec | None = None
+
+
+class PhaseSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    tokens: int = Field(gt=0)
+    seq_len: int = Field(gt=0)
+    sources: list[SourceSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _weights(self) -> "PhaseSpec":
+        total = sum(source.weight for source in self.sources)
+        if total <= 0:
+            raise ValueError(f"phase {self.name!r}: weights sum to zero")
+        names = [source.name for source in self.sources]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"phase {self.name!r}: duplicate source names {duplicates}")
+        return self
+
+    def normalised_weights(self) -> dict[str, float]:
+        total = sum(source.weight for source in self.sources)
+        return {source.name: source.weight / total for source in self.sources}
+
+
+class MixtureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+    corpus: list[str] = Field(min_length=1)  # curated outputs (contract 1 directories)
+    tokenizer: str  # HF tokenizers JSON file
+    seed: int = 0
+    phases: list[PhaseSpec] = Field(min_length=1)
+
+    _listify = field_validator("corpus", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _unique_phases(self) -> "MixtureSpec":
+        names = [phase.name for phase in self.phases]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate phase names {duplicates}")
+        return self
+
+    def phase(self, name: str) -> PhaseSpec:
+        for phase in self.phases:
+            if phase.name == name:
+                return phase
+        raise KeyError(f"mixture {self.name!r} has no phase {name!r}")
+
+
+def load_mixture(path: str | Path) -> MixtureSpec:
+    """Read a YAML or JSON mixture spec; relative paths in it are relative to the working
+    directory. Raises SpecError naming the file and the field."""
+    return load_spec(path, MixtureSpec)
