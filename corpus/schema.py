@@ -39,7 +39,10 @@ DROPPED_SCHEMA = pa.schema(
         pa.field("reason", pa.string()),
         pa.field("text", pa.string()),
         pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("dup_cluster", pa.string()),
         pa.field("meta", pa.string()),
+        pa.field("file", pa.string()),
+        pa.field("location", pa.string()),
     ]
 )
 

@@ -1,0 +1,143 @@
+"""The ``midtrain`` command line. Every command calls a function of ``api.service`` (the same
+ones the REST API calls) and exits non-zero with a one-line reason on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from corpus.manifest import InvariantError
+from corpus.specfile import SpecError
+
+
+def _cmd_curate(args: argparse.Namespace) -> None:
+    from api import service
+
+    manifest = service.curate(args.config)
+    print(service.format_table(service.manifest_summary(manifest)))
+
+
+def _cmd_catalog(args: argparse.Namespace) -> None:
+    from api import service
+
+    print(service.format_table(service.catalog(args.out)))
+
+
+def _cmd_tokenizer_train(args: argparse.Namespace) -> None:
+    from api import service
+
+    service.train_tokenizer(args.corpus, args.output, vocab_size=args.vocab_size)
+
+
+def _cmd_mix_plan(args: argparse.Namespace) -> None:
+    from api import service
+    from mixer.plan import format_plan_table
+
+    plan = service.mix_plan(args.mixture, output=args.output)
+    print(format_plan_table(plan))
+
+
+def _cmd_mix_build(args: argparse.Namespace) -> None:
+    from api import service
+    from mixer.build import format_report_table
+
+    report = service.mix_build(args.mixture, args.output)
+    print(format_report_table(report))
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from api import service
+
+    summary = service.train(args.spec, resume=args.resume, on_ray=not args.no_ray)
+    print(service.format_table(summary_rows(summary)))
+
+
+def summary_rows(summary: dict) -> list[dict]:
+    return [
+        {"phase": phase["name"], "seq_len": phase["seq_len"], "rope": phase["rope"],
+         "steps": phase["steps"], "tokens": phase["tokens"],
+         "first_loss": phase["first_loss"], "last_loss": phase["last_loss"]}
+        for phase in summary["phases"]
+    ]
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from api import service
+
+    service.serve(args.host, args.port, state_path=args.state)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from api.demo import run_demo
+
+    run_demo(args.output, scale=args.scale)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="midtrain", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable, help_text: str, parent=commands) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = command("curate", _cmd_curate, "curate sources into Parquet shards (contract 2 → 1)")
+    sub.add_argument("config", type=Path)
+
+    sub = command("catalog", _cmd_catalog, "per-domain table of a curated output, through DuckDB")
+    sub.add_argument("out", type=Path)
+
+    tokenizer = commands.add_parser("tokenizer", help="tokenizer commands")
+    tokenizer_commands = tokenizer.add_subparsers(dest="tokenizer_command", required=True)
+    sub = command("train", _cmd_tokenizer_train, "train a byte-level BPE on curated shards",
+                  parent=tokenizer_commands)
+    sub.add_argument("--corpus", nargs="+", required=True, help="curated output directories")
+    sub.add_argument("--output", required=True, help="tokenizer JSON file to write")
+    sub.add_argument("--vocab-size", type=int, default=8192)
+
+    mix = commands.add_parser("mix", help="mixture commands")
+    mix_commands = mix.add_subparsers(dest="mix_command", required=True)
+    sub = command("plan", _cmd_mix_plan, "tokens per source and phase, epochs needed", parent=mix_commands)
+    sub.add_argument("mixture", type=Path)
+    sub.add_argument("--output", type=Path, default=None, help="also write the plan as JSON")
+    sub = command("build", _cmd_mix_build, "tokenise, FIM and pack every phase", parent=mix_commands)
+    sub.add_argument("mixture", type=Path)
+    sub.add_argument("--output", type=Path, required=True)
+
+    sub = command("train", _cmd_train, "run a train spec through its phases")
+    sub.add_argument("spec", type=Path)
+    sub.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    sub.add_argument("--no-ray", action="store_true", help="train in this process, not a Ray task")
+
+    sub = command("serve", _cmd_serve, "run the REST API")
+    sub.add_argument("--host", default="127.0.0.1")
+    sub.add_argument("--port", type=int, default=8000)
+    sub.add_argument("--state", default=None, help="DuckDB state file")
+
+    sub = command("demo", _cmd_demo, "curate → tokenizer → mix → train on the bundled sample")
+    sub.add_argument("--output", default="runs/demo")
+    sub.add_argument("--scale", type=float, default=1.0, help="multiply every token budget")
+    return parser
+
+
+# Errors that are the user's input, reported on one line; anything else is a bug and keeps
+# its traceback.
+USER_ERRORS = (SpecError, InvariantError, FileNotFoundError, ValueError, KeyError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except USER_ERRORS as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"midtrain: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

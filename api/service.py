@@ -1,0 +1,137 @@
+"""Service functions: what every CLI command and REST endpoint calls. No curation, mixing or
+training logic lives here, only the wiring of the packages that have it, and the demo job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from corpus.catalog import domain_table, format_table
+from corpus.manifest import Manifest
+from mixer.spec import MixtureSpec, load_mixture
+from pipelines.config import CurateConfig, load_curate_config
+
+Progress = Callable[[str], None]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def curate(config: CurateConfig | str | Path, progress: Progress = print) -> Manifest:
+    from pipelines.curate import run_curation
+
+    if not isinstance(config, CurateConfig):
+        config = load_curate_config(config)
+    return run_curation(config, progress=progress)
+
+
+def catalog(out: str | Path) -> list[dict]:
+    return domain_table(out)
+
+
+def train_tokenizer(
+    corpus: list[str], output: str | Path, vocab_size: int = 8192, progress: Progress = print
+) -> Path:
+    from mixer.tokenizer import train_tokenizer as train
+
+    started = time.perf_counter()
+    path = train(corpus, str(output), vocab_size=vocab_size)
+    progress(f"tokenizer: {vocab_size} tokens trained in {time.perf_counter() - started:.1f}s → {path}")
+    return Path(path)
+
+
+def mix_plan(spec: MixtureSpec | str | Path, output: str | Path | None = None) -> Any:
+    from mixer.plan import plan_mixture, write_plan
+
+    if not isinstance(spec, MixtureSpec):
+        spec = load_mixture(spec)
+    plan = plan_mixture(spec)
+    if output is not None:
+        write_plan(plan, output)
+    return plan
+
+
+def mix_build(spec: MixtureSpec | str | Path, output: str | Path, progress: Progress = print) -> Any:
+    from mixer.build import build_mixture
+
+    if not isinstance(spec, MixtureSpec):
+        spec = load_mixture(spec)
+    return build_mixture(spec, str(output), progress=progress)
+
+
+def _training_resources() -> dict[str, float]:
+    """Ask Ray for a GPU when the cluster has one; on CPU, the node's cores, since Ray pins a
+    task's torch threads to the CPUs it asked for."""
+    import ray
+
+    resources = ray.cluster_resources()
+    if resources.get("GPU", 0) >= 1:
+        return {"num_gpus": 1, "num_cpus": 1}
+    return {"num_cpus": max(1, int(resources.get("CPU", 1)))}
+
+
+def _train_task(spec_json: str, resume: bool) -> dict:
+    from trainer.spec import TrainSpec
+    from trainer.train import run_training
+
+    spec = TrainSpec.model_validate_json(spec_json)
+    return run_training(spec, progress=lambda line: print(line, flush=True), resume=resume)
+
+
+def train(spec: Any, resume: bool = False, on_ray: bool = True, progress: Progress = print) -> dict:
+    """Run a train spec; as a Ray task (the "attached trainer") unless ``on_ray`` is False."""
+    from trainer.spec import TrainSpec, load_train_spec
+    from trainer.train import run_training
+
+    if not isinstance(spec, TrainSpec):
+        spec = load_train_spec(spec)
+    if not on_ray:
+        return run_training(spec, progress=progress, resume=resume)
+    import ray
+
+    from pipelines.runtime import ensure_ray
+
+    ensure_ray()
+    task = ray.remote(**_training_resources())(_train_task)
+    return ray.get(task.remote(spec.model_dump_json(), resume))
+
+
+def serve(host: str, port: int, state_path: str | None = None) -> None:
+    from api.app import serve as run_server
+
+    run_server(host=host, port=port, state_path=state_path)
+
+
+def manifest_summary(manifest: Manifest) -> list[dict]:
+    """Documents kept and dropped by reason, for the terminal."""
+    rows = [{"outcome": "input", "documents": manifest.counts.input}]
+    rows.append({"outcome": "kept", "documents": manifest.counts.kept})
+    for reason, n in sorted(manifest.counts.dropped.items(), key=lambda item: -item[1]):
+        rows.append({"outcome": f"dropped: {reason}", "documents": n})
+    rows.append({"outcome": "quarantined", "documents": manifest.counts.quarantined})
+    return rows
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+__all__ = [
+    "catalog",
+    "curate",
+    "format_table",
+    "manifest_summary",
+    "mix_build",
+    "mix_plan",
+    "serve",
+    "train",
+    "train_tokenizer",
+]

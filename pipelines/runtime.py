@@ -1,0 +1,28 @@
+"""Connecting to Ray: a cluster when RAY_ADDRESS is set, else a local instance."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Initialise Ray once per process; later calls reuse the running instance."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    address = os.environ.get("RAY_ADDRESS")
+    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    from ray.data import DataContext
+
+    # Ray Data logs every execution plan at INFO; the CLI prints its own progress lines.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
