@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,6 +14,11 @@ Model = TypeVar("Model", bound=BaseModel)
 
 class SpecError(ValueError):
     """A spec that cannot be read or does not validate; the message names file and field."""
+
+
+def repeated(names: list[str]) -> list[str]:
+    """Names that occur more than once, sorted: for the uniqueness checks of every spec."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def validation_message(error: ValidationError) -> str:

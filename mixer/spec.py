@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corpus.schema import DOMAINS
-from corpus.specfile import load_spec
+from corpus.specfile import load_spec, repeated
 
 
 def _as_list(value: Any) -> Any:
@@ -86,8 +86,7 @@ class PhaseSpec(BaseModel):
         total = sum(source.weight for source in self.sources)
         if total <= 0:
             raise ValueError(f"phase {self.name!r}: weights sum to zero")
-        names = [source.name for source in self.sources]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = repeated([source.name for source in self.sources])
         if duplicates:
             raise ValueError(f"phase {self.name!r}: duplicate source names {duplicates}")
         return self
@@ -110,8 +109,7 @@ class MixtureSpec(BaseModel):
 
     @model_validator(mode="after")
     def _unique_phases(self) -> "MixtureSpec":
-        names = [phase.name for phase in self.phases]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = repeated([phase.name for phase in self.phases])
         if duplicates:
             raise ValueError(f"duplicate phase names {duplicates}")
         return self

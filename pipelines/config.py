@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from corpus.specfile import load_spec
+from corpus.specfile import load_spec, repeated
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
 
@@ -61,8 +61,7 @@ class CurateConfig(BaseModel):
 
     @model_validator(mode="after")
     def _unique_sources(self) -> "CurateConfig":
-        names = [source.name for source in self.sources]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        duplicates = repeated([source.name for source in self.sources])
         if duplicates:
             raise ValueError(f"duplicate source names {duplicates}")
         return self
