@@ -40,7 +40,8 @@ class LanguageIdentifier:
 
 
 class LanguageFilter(DocumentFilter):
-    """Sets ``lang``/``lang_score``; drops prose outside the allow-list or below the score."""
+    """Sets ``lang``/``lang_score``; drops text outside the allow-list, or below its domain's
+    minimum confidence (``min_score`` maps domain to threshold; a domain not in it has none)."""
 
     name = "language"
 
@@ -48,18 +49,18 @@ class LanguageFilter(DocumentFilter):
         self,
         identifier: LanguageIdentifier,
         allowed: list[str] | None = None,
-        min_score: float = 0.65,
+        min_score: dict[str, float] | None = None,
     ) -> None:
         self.identifier = identifier
         self.allowed = set(allowed) if allowed else None
-        self.min_score = min_score
+        self.min_score = min_score or {}
 
     def check(self, doc: Document) -> Verdict:
         doc.lang, doc.lang_score = self.identifier.predict(doc.text)
         doc.scores["lang_score"] = doc.lang_score
         if doc.domain in _SKIP_DOMAINS or doc.kind in _SKIP_DOMAINS:
             return KEEP
-        if doc.lang_score < self.min_score:
+        if doc.lang_score < self.min_score.get(doc.domain, 0.0):
             return Verdict.drop("language_low_confidence")
         if self.allowed is not None and doc.lang not in self.allowed:
             return Verdict.drop("language_not_allowed")

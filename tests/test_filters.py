@@ -137,3 +137,28 @@ def test_token_counter_without_and_with_tokenizer(tmp_path):
     tokenizer.save(str(path))
     exact = TokenCounter(path)
     assert exact.count([ENGLISH]) == [len(tokenizer.encode(ENGLISH).ids)]
+
+
+def test_language_confidence_gate_is_per_domain(identifier):
+    formula = r"We evaluate $\int_0^1 (3x^2 - 4x) dx = [x^3 - 2x^2]_0^1 = -1$."
+    rule = LanguageFilter(identifier, allowed=None, min_score={"web": 0.99})
+    assert rule.check(doc(formula, domain="math")).keep
+    assert rule.check(doc(formula, domain="web")).reason == "language_low_confidence"
+
+
+def test_source_can_override_filter_settings():
+    from pipelines.config import CurateConfig
+
+    config = CurateConfig.model_validate({
+        "output": "x",
+        "filters": {"gopher_quality": True},
+        "sources": [
+            {"name": "web", "path": "a", "format": "jsonl"},
+            {"name": "manual", "path": "b", "format": "jsonl", "filters": {"gopher_quality": False}},
+        ],
+    })
+    assert config.filters_for("web").gopher_quality
+    assert not config.filters_for("manual").gopher_quality
+    with pytest.raises(ValueError, match="unknown domains"):
+        CurateConfig.model_validate({"output": "x", "language": {"min_score": {"prose": 0.5}},
+                                     "sources": [{"name": "a", "path": "a", "format": "jsonl"}]})
