@@ -1,0 +1,64 @@
+"""End to end: `midtrain demo` on the bundled sample at a tiny token scale."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from api.demo import run_demo
+from corpus.manifest import check_invariant, read_manifest
+from mixer.spec import load_mixture
+from mixer.stream import read_phase_info
+from api.service import EXAMPLES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(ray_runtime, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("demo")
+    lines: list[str] = []
+    summary = run_demo(out, scale=0.05, progress=lines.append)
+    return {"out": out, "summary": summary, "lines": lines}
+
+
+def test_curation_accounts_for_every_sample_record(demo):
+    manifest = read_manifest(demo["out"] / "curated")
+    check_invariant(manifest.counts)
+    ground_truth = json.loads((EXAMPLES / "sample" / "ground_truth.json").read_text())
+    bad_lines = {(bad["file"], f"line {bad['line']}") for bad in ground_truth["sources"]["web"]["bad_lines"]}
+    quarantine = pq.read_table(demo["out"] / "curated" / "quarantine").to_pylist()
+    found = {(str(Path(row["file"]).relative_to(EXAMPLES / "sample")), row["location"]) for row in quarantine}
+    assert found == bad_lines and manifest.counts.quarantined == len(bad_lines)
+    assert manifest.counts.dropped["exact_duplicate"] >= 1
+    assert set(manifest.domains) == {"web", "code", "math", "instruction", "reasoning", "synthetic"}
+
+
+def test_every_phase_is_built_and_trained(demo):
+    mixture = load_mixture(EXAMPLES / "mixture.yaml")
+    phases = {phase["name"]: phase for phase in demo["summary"]["training"]["phases"]}
+    assert list(phases) == [phase.name for phase in mixture.phases]
+    for spec_phase in mixture.phases:
+        info = read_phase_info(demo["out"] / "mix", spec_phase.name)
+        assert info.seq_len == spec_phase.seq_len
+        trained = phases[spec_phase.name]
+        assert trained["steps"] > 0 and trained["seq_len"] == spec_phase.seq_len
+        assert math.isfinite(trained["last_loss"])
+    assert phases["long-context"]["rope"] == "abf"
+
+
+def test_loss_falls_from_the_start(demo):
+    phases = demo["summary"]["training"]["phases"]
+    assert phases[-1]["last_loss"] < phases[0]["first_loss"]
+
+
+def test_summary_is_written_and_printed(demo):
+    text = (demo["out"] / "summary.txt").read_text()
+    assert "dropped: exact_duplicate" in text and "long-context" in text
+    assert any("demo: curate" in line for line in demo["lines"])
+    metrics = (demo["out"] / "train" / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == sum(phase["steps"] for phase in demo["summary"]["training"]["phases"])
