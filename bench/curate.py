@@ -43,18 +43,19 @@ CLAUSES = [
 
 
 def make_corpus(directory: Path, documents: int, files: int, seed: int = 0) -> list[Path]:
-    """English prose documents of ~150-300 words, in ``files`` jsonl files."""
+    """English prose documents of one or two ~110-word paragraphs that Gopher keeps (no clause
+    repeats within a document), in ``files`` jsonl files."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"part-{index:03d}.jsonl" for index in range(files)]
     handles = [path.open("w") for path in paths]
     for number in range(documents):
-        paragraphs = []
-        for _ in range(rng.randint(2, 4)):
-            clauses = rng.sample(CLAUSES, len(CLAUSES))
-            paragraphs.append(" ".join(
-                f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {clause}." for clause in clauses
-            ))
+        clauses = rng.sample(CLAUSES, len(CLAUSES))
+        split = rng.randint(3, len(CLAUSES) - 3)
+        paragraphs = [
+            " ".join(f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {clause}." for clause in part)
+            for part in (clauses[:split], clauses[split:])
+        ]
         record = {"id": str(number), "text": "\n\n".join(paragraphs)}
         handles[number % files].write(json.dumps(record) + "\n")
     for handle in handles:
@@ -62,7 +63,7 @@ def make_corpus(directory: Path, documents: int, files: int, seed: int = 0) -> l
     return paths
 
 
-def run_midtrain(data: Path, out: Path) -> float:
+def run_midtrain(data: Path, out: Path):
     from pipelines.config import CurateConfig
     from pipelines.curate import run_curation
     from pipelines.runtime import ensure_ray
@@ -75,8 +76,8 @@ def run_midtrain(data: Path, out: Path) -> float:
         # Gopher repetition drops templated prose; keep it on: both sides run the same rules.
     })
     started = time.perf_counter()
-    run_curation(config, progress=lambda line: None)
-    return time.perf_counter() - started
+    manifest = run_curation(config, progress=lambda line: None)
+    return time.perf_counter() - started, manifest
 
 
 def run_datatrove(data: Path, out: Path, files: int, workers: int) -> float:
@@ -116,7 +117,7 @@ def main() -> None:
         make_corpus(data, args.documents, args.files)
         megabytes = sum(path.stat().st_size for path in data.iterdir()) / 1e6
         baseline = run_datatrove(data, scratch / "datatrove", args.files, workers)
-        ours = run_midtrain(data, scratch / "midtrain")
+        ours, manifest = run_midtrain(data, scratch / "midtrain")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -133,6 +134,8 @@ def main() -> None:
         "midtrain_docs_per_second": round(args.documents / ours, 1),
         "datatrove_docs_per_second": round(args.documents / baseline, 1),
         "speed_ratio_vs_datatrove": round(baseline / ours, 3),
+        "midtrain_kept": manifest.counts.kept,
+        "midtrain_stage_seconds": manifest.stage_seconds,
     }
     args.output.mkdir(parents=True, exist_ok=True)
     path = args.output / "curate.json"

@@ -23,7 +23,7 @@ EXACT_DUPLICATE = "exact_duplicate"
 def mark_exact_duplicates(group: pa.Table) -> pa.Table:
     """``map_groups`` body: one group = every kept document with the same text hash."""
     if group.num_rows == 1:
-        return group.cast(WORK_SCHEMA)
+        return group
     order = pc.sort_indices(group, sort_keys=[("id", "ascending")])
     group = group.take(order)
     cluster = f"exact-{group['text_hash'][0].as_py()[:16]}"
