@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
@@ -25,4 +26,5 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     context = DataContext.get_current()
-    context.enable_progress_bars = False
+    # Ray's own bars help on a terminal; in logs and CI they are noise beside our lines.
+    context.enable_progress_bars = sys.stderr.isatty()

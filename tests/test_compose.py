@@ -29,7 +29,7 @@ def test_docker_compose_config_accepts_the_file():
 def test_services_and_their_wiring(compose):
     services = compose["services"]
     assert {"ray-head", "ray-worker", "trainer", "api"} <= set(services)
-    assert "--head" in services["ray-head"]["command"]
+    assert "ray start --head" in " ".join(services["ray-head"]["command"])
     for name in ("ray-worker", "trainer"):
         assert "--address=ray-head:6379" in services[name]["command"]
     assert services["api"]["environment"]["RAY_ADDRESS"] == "ray-head:6379"
@@ -48,3 +48,10 @@ def test_trainer_reserves_a_gpu_and_services_have_health_checks(compose):
 def test_every_service_shares_the_work_volume(compose):
     for service in compose["services"].values():
         assert "midtrain-work:/work" in service["volumes"]
+
+
+def test_ray_token_auth_is_on_everywhere(compose):
+    for name, service in compose["services"].items():
+        environment = service["environment"]
+        assert environment["RAY_AUTH_MODE"] == "token", name
+        assert environment["RAY_AUTH_TOKEN_PATH"].startswith("/work/"), name
