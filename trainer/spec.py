@@ -1,7 +1,14 @@
 """Contract 4: the train spec, validated at the door.
 
-Per phase: which built mixture phase it consumes, its sequence length, RoPE scaling and batch
-size; one LR schedule runs across all phases as a function of tokens seen.
+A spec names a built mixture, a Llama-style model, AdamW, one LR schedule that runs across all
+phases as a function of tokens seen, and the phases in order: which built mixture phase each
+consumes, its sequence length, batch size and RoPE scaling. Schedules and RoPE methods are
+pydantic unions discriminated on ``kind``, so each kind accepts exactly its own parameters and
+a typo is an error that names the field, not a silently ignored key.
+
+Everything that can be checked without the mixture on disk is checked here; what needs the
+mixture (each phase's packed ``seq_len``, the tokens it holds, the tokenizer's vocabulary) is
+checked when a run starts (``trainer.train.plan_phases``).
 """
 
 from __future__ import annotations
@@ -9,19 +16,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from corpus.specfile import load_spec, repeated
 
 Name = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Ratio = Annotated[float, Field(ge=0.0, le=1.0)]
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+DecayShape = Literal["linear", "cosine", "1-sqrt", "exponential"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# ---------------------------------------------------------------------------------------------
+# Model and optimizer
+
+
 class ModelSpec(_Strict):
-    vocab_size: int | None = Field(default=None, gt=0)  # None: the mixture tokenizer's size
+    # Required so a spec says where the vocabulary comes from: an int, or null for the size of
+    # the mixture's tokenizer (MIX/tokenizer.json).
+    vocab_size: int | None = Field(gt=0)
     d_model: int = Field(default=128, gt=0)
     n_layers: int = Field(default=4, gt=0)
     n_heads: int = Field(default=4, gt=0)
@@ -35,8 +52,8 @@ class ModelSpec(_Strict):
     def _shapes(self) -> "ModelSpec":
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-        if (self.d_model // self.n_heads) % 2:
-            raise ValueError("the head dimension must be even for RoPE")
+        if self.head_dim % 2:
+            raise ValueError(f"the head dimension d_model/n_heads = {self.head_dim} must be even")
         if self.n_heads % self.kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not divisible by n_kv_heads {self.kv_heads}")
         return self
@@ -51,96 +68,257 @@ class ModelSpec(_Strict):
 
 
 class OptimizerSpec(_Strict):
-    lr: float = Field(default=3e-3, gt=0.0)
-    betas: tuple[float, float] = (0.9, 0.95)
+    kind: Literal["adamw"] = "adamw"
+    lr: float = Field(default=3e-3, gt=0.0)  # the peak LR; the schedule scales it
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
     eps: float = Field(default=1e-8, gt=0.0)
     weight_decay: float = Field(default=0.1, ge=0.0)
-    grad_clip: float | None = Field(default=1.0, gt=0.0)
+    grad_clip: float | None = Field(default=1.0, gt=0.0)  # max global grad norm; null: no clipping
+
+
+# ---------------------------------------------------------------------------------------------
+# LR schedules (formulas in trainer/schedule.py). Fractions are of the run's total tokens.
 
 
 class _Schedule(_Strict):
     warmup_tokens: int = Field(default=0, ge=0)
-    min_lr_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class _DecayTo(_Schedule):
+    min_lr_ratio: Ratio = 0.0  # final LR as a fraction of the peak
+
+
+def _exponential_needs_a_floor(shape: str, floor: float) -> None:
+    if shape == "exponential" and floor <= 0:
+        raise ValueError("an exponential decay never reaches 0: set min_lr_ratio > 0")
 
 
 class ConstantSchedule(_Schedule):
     kind: Literal["constant"]
 
 
-class LinearSchedule(_Schedule):
+class LinearSchedule(_DecayTo):
     kind: Literal["linear"]
 
 
-class CosineSchedule(_Schedule):
+class CosineSchedule(_DecayTo):
     kind: Literal["cosine"]
 
 
-class InverseSqrtSchedule(_Schedule):
+class ExponentialSchedule(_Schedule):
+    """Geometric decay from the peak to ``min_lr_ratio`` (a fixed factor per token)."""
+
+    kind: Literal["exponential"]
+    min_lr_ratio: float = Field(default=0.01, gt=0.0, le=1.0)
+
+
+class InverseSqrtSchedule(_DecayTo):
+    """``sqrt(timescale / t)`` after ``timescale`` tokens (Vaswani et al. 2017; T5)."""
+
     kind: Literal["inverse_sqrt"]
+    timescale_tokens: int | None = Field(default=None, gt=0)  # None: warmup_tokens
+
+    @model_validator(mode="after")
+    def _timescale(self) -> "InverseSqrtSchedule":
+        if self.timescale_tokens is None and self.warmup_tokens == 0:
+            raise ValueError("inverse_sqrt needs timescale_tokens or warmup_tokens > 0")
+        return self
 
 
-class WsdSchedule(_Schedule):
-    """Warmup-stable-decay (MiniCPM, Hu et al. 2024): flat, then a decay over the last
-    ``decay_fraction`` of the tokens."""
+class KneeSchedule(_DecayTo):
+    """Explore at the peak, then a linear decay (Iyer et al. 2023, explore-exploit)."""
+
+    kind: Literal["knee"]
+    explore_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+
+
+class CyclicalSchedule(_Schedule):
+    """A triangle wave between the peak and ``min_lr_ratio`` (Smith 2017)."""
+
+    kind: Literal["cyclical"]
+    half_cycle_tokens: int = Field(gt=0)
+    min_lr_ratio: Ratio = 0.1
+    mode: Literal["triangular", "triangular2"] = "triangular"  # triangular2 halves each cycle
+
+
+class WsdSchedule(_DecayTo):
+    """Warmup-stable-decay (MiniCPM, Hu et al. 2024): flat at the peak, then a decay over the
+    last ``decay_fraction`` of the tokens."""
 
     kind: Literal["wsd"]
-    decay_fraction: float = Field(default=0.2, gt=0.0, le=1.0)
-    decay_shape: Literal["linear", "cosine", "1-sqrt", "exponential"] = "linear"
+    decay_fraction: Fraction = 0.2
+    decay_shape: DecayShape = "linear"
+
+    @model_validator(mode="after")
+    def _floor(self) -> "WsdSchedule":
+        _exponential_needs_a_floor(self.decay_shape, self.min_lr_ratio)
+        return self
+
+
+class PowerSchedule(_Schedule):
+    """Power scheduler (Shen et al. 2024): ``min(peak, batch_size * a * tokens^b)``, then a
+    decay over the last ``decay_fraction``. ``batch_size`` is the law's batch size (the beta of
+    the paper), counted here in sequences per step; a and b are the paper's fitted values."""
+
+    kind: Literal["power"]
+    a: float = Field(default=4.6, gt=0.0)
+    b: float = Field(default=-0.51, lt=0.0)
+    batch_size: int = Field(gt=0)
+    decay_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    decay_shape: DecayShape = "exponential"
+    min_lr_ratio: Ratio = 0.01  # of the LR where the decay starts
+
+    @model_validator(mode="after")
+    def _floor(self) -> "PowerSchedule":
+        _exponential_needs_a_floor(self.decay_shape, self.min_lr_ratio)
+        return self
 
 
 class MultiStepSchedule(_Schedule):
-    """Step drops at fractions of the tokens (DeepSeek LLM: to 31.6% at 80%, 10% at 90%)."""
+    """Drops at fractions of the tokens (DeepSeek LLM: to 31.6% at 80%, 10% at 90%)."""
 
     kind: Literal["multi_step"]
-    milestones: list[float] = Field(default_factory=lambda: [0.8, 0.9])
-    factors: list[float] = Field(default_factory=lambda: [0.316, 0.1])
+    milestones: list[Fraction] = Field(default_factory=lambda: [0.8, 0.9], min_length=1)
+    factors: list[Annotated[float, Field(gt=0.0)]] = Field(default_factory=lambda: [0.316, 0.1])
 
     @model_validator(mode="after")
     def _steps(self) -> "MultiStepSchedule":
         if len(self.milestones) != len(self.factors):
             raise ValueError("milestones and factors must have the same length")
-        if self.milestones != sorted(self.milestones) or not all(0 < m < 1 for m in self.milestones):
-            raise ValueError("milestones must be increasing fractions in (0, 1)")
+        if any(later <= earlier for earlier, later in zip(self.milestones, self.milestones[1:])):
+            raise ValueError("milestones must be strictly increasing")
+        return self
+
+
+class InfiniteSchedule(_Schedule):
+    """Infinite LR schedule (Ibrahim et al. 2024): warmup, a cosine cooldown to a constant LR,
+    a long constant stretch, and a final anneal over the last ``anneal_fraction``."""
+
+    kind: Literal["infinite"]
+    cooldown_fraction: Fraction = 0.2
+    constant_ratio: Fraction = 0.5  # the constant stretch's LR as a fraction of the peak
+    anneal_fraction: Fraction = 0.1
+    anneal_shape: DecayShape = "exponential"
+    min_lr_ratio: Ratio = 0.01  # of the peak, at the end
+
+    @model_validator(mode="after")
+    def _parts(self) -> "InfiniteSchedule":
+        if self.cooldown_fraction + self.anneal_fraction > 1.0:
+            raise ValueError("cooldown_fraction + anneal_fraction must not exceed 1")
+        if self.min_lr_ratio > self.constant_ratio:
+            raise ValueError("min_lr_ratio must not exceed constant_ratio")
+        _exponential_needs_a_floor(self.anneal_shape, self.min_lr_ratio)
         return self
 
 
 ScheduleSpec = Annotated[
     Union[
-        ConstantSchedule, LinearSchedule, CosineSchedule, InverseSqrtSchedule, WsdSchedule,
-        MultiStepSchedule,
+        ConstantSchedule, LinearSchedule, CosineSchedule, ExponentialSchedule, InverseSqrtSchedule,
+        KneeSchedule, CyclicalSchedule, WsdSchedule, PowerSchedule, MultiStepSchedule,
+        InfiniteSchedule,
     ],
     Field(discriminator="kind"),
 ]
 
 
-class RopeSpec(_Strict):
-    """RoPE scaling of one phase; see trainer/rope.py for each method's formula."""
+# ---------------------------------------------------------------------------------------------
+# RoPE scaling per phase (formulas in trainer/rope.py)
 
-    kind: Literal["none", "abf", "pi", "ntk", "yarn"] = "none"
-    base: float | None = Field(default=None, gt=1.0)  # abf: the new base
-    factor: float | None = Field(default=None, ge=1.0)  # pi, ntk, yarn: the extension ratio s
-    original_context: int | None = Field(default=None, gt=0)  # yarn: pre-extension length
-    beta_fast: float = Field(default=32.0, gt=0.0)  # yarn: rotations above which dims stay
-    beta_slow: float = Field(default=1.0, gt=0.0)  # yarn: rotations below which dims interpolate
+
+class _Scaled(_Strict):
+    # The base the scaling applies to; None: model.rope_base. Setting it combines a base change
+    # with the method (e.g. Llama 3.1 and Qwen2.5 extend an ABF base with YaRN).
+    base: float | None = Field(default=None, gt=1.0)
+
+
+class _Factor(_Scaled):
+    factor: float = Field(ge=1.0)  # the extension ratio s (new context / original context)
+
+
+class _ByParts(_Factor):
+    original_context: int = Field(gt=0)  # the context the model was trained at before
+    alpha: float = Field(default=1.0, gt=0.0)  # below alpha turns over the context: interpolate
+    beta: float = Field(default=32.0, gt=0.0)  # above beta turns: keep the frequency
 
     @model_validator(mode="after")
-    def _parameters(self) -> "RopeSpec":
-        if self.kind == "abf" and self.base is None:
-            raise ValueError("rope kind 'abf' needs 'base'")
-        if self.kind in ("pi", "ntk", "yarn") and self.factor is None:
-            raise ValueError(f"rope kind {self.kind!r} needs 'factor'")
-        if self.kind == "yarn" and self.original_context is None:
-            raise ValueError("rope kind 'yarn' needs 'original_context'")
+    def _ramp(self) -> "_ByParts":
+        if self.beta <= self.alpha:
+            raise ValueError("beta must be greater than alpha")
         return self
+
+
+class NoRope(_Strict):
+    kind: Literal["none"]
+
+
+class AbfRope(_Strict):
+    kind: Literal["abf"]
+    base: float = Field(gt=1.0)  # the new base
+
+
+class PiRope(_Factor):
+    kind: Literal["pi"]
+
+
+class NtkRope(_Factor):
+    kind: Literal["ntk"]
+
+
+class DynamicNtkRope(_Scaled):
+    kind: Literal["dynamic_ntk"]
+    original_context: int = Field(gt=0)  # s = max(1, seq_len / original_context)
+
+
+class NtkByPartsRope(_ByParts):
+    kind: Literal["ntk_by_parts"]
+
+
+class YarnRope(_ByParts):
+    kind: Literal["yarn"]
+    attention_factor: float | None = Field(default=None, gt=0.0)  # None: 0.1 ln(s) + 1
+
+
+class Llama3Rope(_Factor):
+    kind: Literal["llama3"]
+    original_context: int = Field(gt=0)
+    low_freq_factor: float = Field(default=1.0, gt=0.0)
+    high_freq_factor: float = Field(default=4.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _band(self) -> "Llama3Rope":
+        if self.high_freq_factor <= self.low_freq_factor:
+            raise ValueError("high_freq_factor must be greater than low_freq_factor")
+        return self
+
+
+class LongRope(_Factor):
+    kind: Literal["longrope"]
+    original_context: int = Field(gt=0)
+    rescale: list[Annotated[float, Field(gt=0.0)]] = Field(min_length=1)  # one per frequency
+    attention_factor: float | None = Field(default=None, gt=0.0)  # None: sqrt(1 + ln s / ln L)
+
+
+RopeSpec = Annotated[
+    Union[
+        NoRope, AbfRope, PiRope, NtkRope, DynamicNtkRope, NtkByPartsRope, YarnRope, Llama3Rope,
+        LongRope,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Phases and the whole spec
 
 
 class PhaseSpec(_Strict):
     name: Name
     mixture_phase: Name
-    seq_len: int = Field(gt=1)
+    seq_len: int = Field(gt=1)  # must equal the built phase's packed length
     batch_size: int = Field(gt=0)  # sequences per optimizer step
-    tokens: int | None = Field(default=None, gt=0)  # cap on what the built phase holds
-    rope: RopeSpec = Field(default_factory=RopeSpec)
+    tokens: int | None = Field(default=None, gt=0)  # cap; at most what the built phase holds
+    rope: RopeSpec = Field(default_factory=lambda: NoRope(kind="none"))
+    rewarm: bool = False  # warm the LR up again over warmup_tokens when this phase starts
 
 
 class TrainSpec(_Strict):
@@ -149,20 +327,38 @@ class TrainSpec(_Strict):
     output: str
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    model: ModelSpec
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     schedule: ScheduleSpec = Field(default_factory=lambda: ConstantSchedule(kind="constant"))
     phases: list[PhaseSpec] = Field(min_length=1)
-    checkpoint_every: int = Field(default=100, gt=0)  # steps
+    checkpoint_every: int = Field(default=100, gt=0)  # steps; a phase's end is always saved
+    keep_checkpoints: int | None = Field(default=None, gt=0)  # newest N kept; None: all
+    eval_every: int | None = Field(default=None, gt=0)  # steps; None: no evaluation
+    eval_batches: int = Field(default=2, gt=0)  # held out from the end of every phase
     log_every: int = Field(default=10, gt=0)  # steps between progress lines
 
-    @model_validator(mode="after")
-    def _unique_phases(self) -> "TrainSpec":
-        duplicates = repeated([phase.name for phase in self.phases])
+    @field_validator("phases")
+    @classmethod
+    def _phases(cls, phases: list[PhaseSpec], info: ValidationInfo) -> list[PhaseSpec]:
+        duplicates = repeated([phase.name for phase in phases])
         if duplicates:
             raise ValueError(f"duplicate phase names {duplicates}")
-        return self
+        schedule = info.data.get("schedule")
+        if schedule is not None and schedule.warmup_tokens == 0:
+            rewarmed = [phase.name for phase in phases if phase.rewarm]
+            if rewarmed:
+                raise ValueError(f"phases {rewarmed} rewarm but schedule.warmup_tokens is 0")
+        model = info.data.get("model")
+        if model is not None:
+            for phase in phases:
+                if isinstance(phase.rope, LongRope) and len(phase.rope.rescale) != model.head_dim // 2:
+                    raise ValueError(
+                        f"phase {phase.name!r}: rope.rescale has {len(phase.rope.rescale)} values, "
+                        f"the model has head_dim/2 = {model.head_dim // 2} frequencies"
+                    )
+        return phases
 
 
 def load_train_spec(path: str | Path) -> TrainSpec:
+    """Read a YAML or JSON train spec; a bad one raises ``SpecError`` naming file and field."""
     return load_spec(path, TrainSpec)

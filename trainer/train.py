@@ -1,11 +1,19 @@
-"""The phase loop: each phase sets its sequence length and RoPE scaling, reads its built
-mixture phase through ``mixer.stream.PhaseStream``, and steps AdamW with the LR the schedule
-gives for the tokens seen so far. The optimizer state carries across phases.
+"""The phase loop: ``run_training(spec)`` trains one model through the spec's phases in order.
 
-Checkpoints hold the model, optimizer, step, tokens seen, phase and stream position and the
-RNG state; each is written to a temporary file and renamed, and ``latest`` names the newest
-only after it is complete, so a killed run resumes from a whole checkpoint. On CPU a resumed
-run gives the same losses as one that was never interrupted.
+Each phase sets its RoPE scaling, reads its built mixture phase through the mixer's public
+iterator (``mixer.stream.PhaseStream``, whose packed ``seq_len`` the phase must match), and steps
+AdamW with the LR the schedule gives for the tokens seen so far across all phases. The model and
+the optimizer state carry across phases, as in a real mid-training run.
+
+Outputs under ``spec.output``: ``metrics.jsonl`` (one line per step), ``eval.jsonl`` (when
+``eval_every`` is set: loss on batches held out from the end of every phase),
+``checkpoints/step-XXXXXXX.pt`` plus a ``latest`` pointer, and ``summary.json``.
+
+Checkpoints hold the model, optimizer, step, tokens seen, phase index, stream position and RNG
+state. Each is written to a temporary name and renamed, and ``latest`` is rewritten the same way
+only after its checkpoint is whole, so a run killed at any moment resumes from a complete one.
+Data order is fixed by the mixture and nothing else draws random numbers, so on CPU a resumed
+run gives bit-identical losses to one that was never interrupted.
 """
 
 from __future__ import annotations
@@ -14,31 +22,32 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable
 
 import torch
 import torch.nn.functional as F
 
 from mixer.stream import PackedBatch, PhaseInfo, PhaseStream, read_phase_info
-from trainer.model import Decoder
+from trainer.model import Decoder, document_starts
 from trainer.rope import rope_frequencies
-from trainer.schedule import lr_multiplier
-from trainer.spec import PhaseSpec, TrainSpec
+from trainer.schedule import lr_at
+from trainer.spec import OptimizerSpec, PhaseSpec, TrainSpec
 
 Progress = Callable[[str], None]
-IGNORE = -100
+IGNORE = -100  # target id that cross_entropy skips
 
 
-@dataclass
+@dataclass(frozen=True)
 class Position:
-    """Where a run is: what a checkpoint restores."""
+    """Where a run is; what a checkpoint restores."""
 
     step: int = 0
     tokens_seen: int = 0
     phase_index: int = 0
-    batches_in_phase: int = 0  # batches of the current phase already consumed
+    batches_in_phase: int = 0  # batches of the current phase consumed: the stream's resume point
 
 
 @dataclass(frozen=True)
@@ -46,10 +55,53 @@ class PlannedPhase:
     spec: PhaseSpec
     info: PhaseInfo
     steps: int
+    first_token: int  # tokens seen across the run when this phase starts
+    held_out: int  # batches at the end of the built phase kept out of training, for evaluation
 
     @property
     def tokens_per_step(self) -> int:
         return self.spec.batch_size * self.spec.seq_len
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.tokens_per_step
+
+
+@dataclass
+class BatchLoss:
+    loss: torch.Tensor  # the mean next-token loss, with its graph
+    by_source: dict[str, float]
+    by_domain: dict[str, float]
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup: checks against the built mixture, device, vocabulary, optimizer
+
+
+def plan_phases(spec: TrainSpec) -> list[PlannedPhase]:
+    """Check every phase against its built mixture phase and count its optimizer steps."""
+    held_out = spec.eval_batches if spec.eval_every else 0
+    planned: list[PlannedPhase] = []
+    first_token = 0
+    for phase in spec.phases:
+        info = read_phase_info(spec.mixture, phase.mixture_phase)
+        where = f"phase {phase.name!r}"
+        built = f"mixture phase {phase.mixture_phase!r}"
+        if info.seq_len != phase.seq_len:
+            raise ValueError(f"{where}: seq_len {phase.seq_len} but {built} was packed to {info.seq_len}")
+        if phase.tokens is not None and phase.tokens > info.tokens:
+            raise ValueError(f"{where}: tokens {phase.tokens:,} but {built} holds {info.tokens:,}")
+        steps = info.n_sequences // phase.batch_size - held_out
+        if phase.tokens is not None:
+            steps = min(steps, phase.tokens // (phase.batch_size * phase.seq_len))
+        if steps <= 0:
+            after = f" after holding out {held_out} for evaluation" if held_out else ""
+            raise ValueError(
+                f"{where}: {info.n_sequences} sequences give no training batch of {phase.batch_size}{after}"
+            )
+        planned.append(PlannedPhase(phase, info, steps, first_token, held_out))
+        first_token += steps * phase.batch_size * phase.seq_len
+    return planned
 
 
 def resolve_device(choice: str) -> torch.device:
@@ -61,9 +113,10 @@ def resolve_device(choice: str) -> torch.device:
 
 
 def vocabulary_size(spec: TrainSpec) -> int:
+    """``model.vocab_size``, or when it is null the size of the mixture's tokenizer."""
     if spec.model.vocab_size is not None:
         return spec.model.vocab_size
-    from tokenizers import Tokenizer
+    from tokenizers import Tokenizer  # only this path needs it
 
     path = Path(spec.mixture) / "tokenizer.json"
     if not path.exists():
@@ -71,178 +124,324 @@ def vocabulary_size(spec: TrainSpec) -> int:
     return Tokenizer.from_file(str(path)).get_vocab_size()
 
 
-def plan_phases(spec: TrainSpec) -> list[PlannedPhase]:
-    """Check every phase against its built mixture phase and count its optimizer steps."""
-    planned = []
-    for phase in spec.phases:
-        info = read_phase_info(spec.mixture, phase.mixture_phase)
-        if info.seq_len != phase.seq_len:
-            raise ValueError(
-                f"phase {phase.name!r}: seq_len {phase.seq_len} but mixture phase "
-                f"{phase.mixture_phase!r} was packed to {info.seq_len}"
-            )
-        steps = info.n_sequences // phase.batch_size
-        if phase.tokens is not None:
-            steps = min(steps, phase.tokens // (phase.batch_size * phase.seq_len))
-        if steps == 0:
-            raise ValueError(
-                f"phase {phase.name!r}: {info.n_sequences} sequences make no batch of {phase.batch_size}"
-            )
-        planned.append(PlannedPhase(phase, info, steps))
-    return planned
-
-
-def build_optimizer(model: Decoder, spec: TrainSpec) -> torch.optim.AdamW:
-    """Weight decay on matrices only; norms' gains are not decayed."""
+def build_optimizer(model: Decoder, spec: OptimizerSpec) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only: norm gains are not pulled towards zero."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [
-        {"params": decay, "weight_decay": spec.optimizer.weight_decay},
+        {"params": decay, "weight_decay": spec.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    o = spec.optimizer
-    return torch.optim.AdamW(groups, lr=o.lr, betas=o.betas, eps=o.eps)
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
 
 
-def step_losses(
-    model: Decoder, batch: PackedBatch, domains: list[str], device: torch.device
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean next-token loss, and the loss per domain of the predicted tokens. A token is not
-    predicted across a document boundary (its segment differs from the previous token's)."""
+# ---------------------------------------------------------------------------------------------
+# Loss
+
+
+def group_means(
+    per_token: torch.Tensor, valid: torch.Tensor, sources: torch.Tensor, info: PhaseInfo
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Mean loss per source and per domain over the valid targets; groups that are absent from
+    the batch are left out."""
+    picked = sources[valid]
+    weights = per_token[valid].detach().double()
+    sums = torch.bincount(picked, weights=weights, minlength=len(info.sources)).tolist()
+    counts = torch.bincount(picked, minlength=len(info.sources)).tolist()
+    by_source: dict[str, float] = {}
+    domain_sums: dict[str, float] = {}
+    domain_counts: dict[str, int] = {}
+    for name, domain, total, count in zip(info.sources, info.domains, sums, counts):
+        if count:
+            by_source[name] = round(total / count, 6)
+            domain_sums[domain] = domain_sums.get(domain, 0.0) + total
+            domain_counts[domain] = domain_counts.get(domain, 0) + count
+    by_domain = {name: round(domain_sums[name] / domain_counts[name], 6) for name in sorted(domain_sums)}
+    return by_source, by_domain
+
+
+def batch_loss(model: Decoder, batch: PackedBatch, info: PhaseInfo, device: torch.device) -> BatchLoss:
+    """Next-token loss on one packed batch. The first token of a document is not a target:
+    predicting it from the previous document would teach the model a spurious boundary."""
     tokens = torch.from_numpy(batch.tokens).to(device)
     segments = torch.from_numpy(batch.segments).to(device)
     sources = torch.from_numpy(batch.sources).to(device)
-    targets = tokens[:, 1:].clone()
-    targets[segments[:, 1:] != segments[:, :-1]] = IGNORE
+    targets = tokens[:, 1:].masked_fill(document_starts(segments)[:, 1:], IGNORE)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits = model(tokens[:, :-1], segments[:, :-1])
     per_token = F.cross_entropy(
-        logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-        ignore_index=IGNORE, reduction="none",
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none"
     ).view_as(targets)
     valid = targets != IGNORE
-    loss = per_token[valid].mean()
-    by_domain: dict[str, float] = {}
-    target_sources = sources[:, 1:]
-    with torch.no_grad():
-        for domain in sorted(set(domains)):
-            indices = [i for i, name in enumerate(domains) if name == domain]
-            chosen = valid & torch.isin(target_sources, torch.tensor(indices, device=device))
-            if chosen.any():
-                by_domain[domain] = round(per_token[chosen].mean().item(), 6)
-    return loss, by_domain
+    by_source, by_domain = group_means(per_token, valid, sources[:, 1:], info)
+    return BatchLoss(per_token[valid].mean(), by_source, by_domain)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: JSON lines, checkpoints, summary
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def open_jsonl(path: Path, keep_through_step: int) -> IO[str]:
+    """``path`` opened for appending, with any lines after ``keep_through_step`` removed first
+    (a resumed run writes them again)."""
+    if path.exists():
+        lines = [line for line in path.read_text().splitlines() if line]
+        kept = [line for line in lines if json.loads(line)["step"] <= keep_through_step]
+        write_atomically(path, "".join(line + "\n" for line in kept))
+    return path.open("a")
 
 
 def checkpoint_dir(spec: TrainSpec) -> Path:
     return Path(spec.output) / "checkpoints"
 
 
-def save_checkpoint(spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, position: Position) -> Path:
+def phase_name(spec: TrainSpec, position: Position) -> str | None:
+    """The phase a position is in; None once every phase is done."""
+    return spec.phases[position.phase_index].name if position.phase_index < len(spec.phases) else None
+
+
+def save_checkpoint(
+    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, position: Position
+) -> Path:
     directory = checkpoint_dir(spec)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step-{position.step:07d}.pt"
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(
-        {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-         "position": asdict(position), "rng": torch.get_rng_state(), "spec": spec.model_dump()},
-        tmp,
-    )
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "position": asdict(position),
+        "stream": {"phase": phase_name(spec, position), "position": position.batches_in_phase},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        },
+        "spec": spec.model_dump(mode="json"),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
     os.replace(tmp, path)
-    latest = directory / "latest.tmp"
-    latest.write_text(path.name + "\n")
-    os.replace(latest, directory / "latest")
+    write_atomically(directory / "latest", path.name + "\n")
+    if spec.keep_checkpoints is not None:
+        for old in sorted(directory.glob("step-*.pt"))[: -spec.keep_checkpoints]:
+            old.unlink()
     return path
 
 
-def load_latest(spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer) -> Position:
+def check_resumable(spec: TrainSpec, saved: dict, position: Position, path: Path) -> None:
+    """The checkpoint must come from the same model and the same phases up to where it stopped."""
+    if saved["model"] != spec.model.model_dump(mode="json"):
+        raise ValueError(f"{path}: written for a different model spec; cannot resume")
+    keys = ("name", "mixture_phase", "seq_len", "batch_size")
+    through = position.phase_index + 1
+    then = [{key: phase[key] for key in keys} for phase in saved["phases"][:through]]
+    now = [{key: getattr(phase, key) for key in keys} for phase in spec.phases[:through]]
+    if then != now:
+        raise ValueError(f"{path}: its phases up to the resume point differ from the spec's; cannot resume")
+
+
+def load_checkpoint(spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer) -> Position:
+    """Restore the checkpoint ``latest`` names; returns where to continue."""
     pointer = checkpoint_dir(spec) / "latest"
     if not pointer.exists():
         raise FileNotFoundError(f"{pointer}: no checkpoint to resume from")
-    state = torch.load(checkpoint_dir(spec) / pointer.read_text().strip(), weights_only=False)
+    path = checkpoint_dir(spec) / pointer.read_text().strip()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    position = Position(**state["position"])
+    check_resumable(spec, state["spec"], position, path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"])
-    return Position(**state["position"])
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return position
 
 
-def _open_metrics(spec: TrainSpec, keep_through_step: int):
-    """metrics.jsonl with the lines after ``keep_through_step`` removed (a resumed run writes
-    them again), opened for appending."""
-    path = Path(spec.output) / "metrics.jsonl"
-    if path.exists():
-        kept = [line for line in path.read_text().splitlines()
-                if line and json.loads(line)["step"] <= keep_through_step]
-        path.write_text("".join(line + "\n" for line in kept))
-    return path.open("a")
-
-
-def summarise(spec: TrainSpec, planned: list[PlannedPhase], wall_seconds: float) -> dict:
-    records = [json.loads(line) for line in (Path(spec.output) / "metrics.jsonl").read_text().splitlines()]
+def summarise(spec: TrainSpec, planned: list[PlannedPhase], extra: dict) -> dict:
+    """Per phase: steps, tokens and first/last/mean loss. Read back from metrics.jsonl, so a
+    resumed run reports the whole run."""
+    output = Path(spec.output)
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines() if line]
     phases = []
     for phase in planned:
         losses = [record["loss"] for record in records if record["phase"] == phase.spec.name]
         phases.append({
             "name": phase.spec.name, "seq_len": phase.spec.seq_len, "rope": phase.spec.rope.kind,
-            "steps": len(losses), "tokens": len(losses) * phase.tokens_per_step,
-            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+            "batch_size": phase.spec.batch_size, "steps": len(losses),
+            "tokens": len(losses) * phase.tokens_per_step,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
             "mean_loss": round(sum(losses) / len(losses), 6) if losses else None,
         })
-    return {"name": spec.name, "wall_seconds": round(wall_seconds, 1), "phases": phases}
+    evals = output / "eval.jsonl"
+    last_eval = evals.read_text().splitlines()[-1:] if spec.eval_every and evals.exists() else []
+    return {
+        "name": spec.name, **extra,
+        "steps": len(records), "tokens": records[-1]["tokens_seen"] if records else 0,
+        "phases": phases, "final_eval": json.loads(last_eval[0])["eval"] if last_eval else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def load_held_out(spec: TrainSpec, planned: list[PlannedPhase]) -> dict[str, list[PackedBatch]]:
+    """The last ``held_out`` batches of every phase's built data, which training never reads."""
+    held_out: dict[str, list[PackedBatch]] = {}
+    for phase in planned:
+        if phase.held_out:
+            first = phase.info.n_sequences // phase.spec.batch_size - phase.held_out
+            stream = PhaseStream(spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size, start=first)
+            held_out[phase.spec.name] = list(stream)
+    return held_out
+
+
+@dataclass
+class Run:
+    """What a training run holds between steps; ``run_phase`` and ``step`` advance it."""
+
+    spec: TrainSpec
+    planned: list[PlannedPhase]
+    model: Decoder
+    optimizer: torch.optim.AdamW
+    device: torch.device
+    metrics: IO[str]
+    evals: IO[str] | None  # None when eval_every is not set
+    say: Progress
+    held_out: dict[str, list[PackedBatch]] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def total_tokens(self) -> int:
+        return sum(phase.tokens for phase in self.planned)
+
+    def run_phase(self, position: Position) -> Position:
+        """Train the phase ``position`` is in, from its stream position to its end."""
+        index = position.phase_index
+        phase = self.planned[index]
+        head_dim, base = self.spec.model.head_dim, self.spec.model.rope_base
+        self.model.set_rope(*rope_frequencies(head_dim, base, phase.spec.rope, phase.spec.seq_len))
+        self.say(f"train[{phase.spec.name}] phase {index + 1}/{len(self.planned)}: "
+                 f"seq_len {phase.spec.seq_len}, rope {phase.spec.rope.kind}, "
+                 f"steps {position.batches_in_phase + 1}..{phase.steps}")
+        batches = iter(PhaseStream(
+            self.spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size,
+            start=position.batches_in_phase,
+        ))
+        while position.batches_in_phase < phase.steps:
+            position = self.step(phase, next(batches), position)
+        position = Position(position.step, position.tokens_seen, index + 1, 0)
+        self.flush()
+        save_checkpoint(self.spec, self.model, self.optimizer, position)
+        return position
+
+    def step(self, phase: PlannedPhase, batch: PackedBatch, before: Position) -> Position:
+        rewarm_from = phase.first_token if phase.spec.rewarm else None
+        peak = self.spec.optimizer.lr
+        lr = lr_at(before.tokens_seen, self.total_tokens, self.spec.schedule, peak, rewarm_from)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        result = batch_loss(self.model, batch, phase.info, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        clip = self.spec.optimizer.grad_clip or math.inf  # inf: measure the norm, clip nothing
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        self.optimizer.step()
+
+        position = Position(
+            before.step + 1, before.tokens_seen + phase.tokens_per_step,
+            before.phase_index, before.batches_in_phase + 1,
+        )
+        loss = result.loss.item()
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"phase {phase.spec.name!r} step {position.step}: loss is {loss}")
+        self.write(self.metrics, {
+            "phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
+            "lr": lr, "loss": round(loss, 6), "grad_norm": round(grad_norm, 6),
+            "loss_by_domain": result.by_domain, "loss_by_source": result.by_source,
+        })
+        done = position.batches_in_phase
+        last = done == phase.steps
+        if done % self.spec.log_every == 0 or last:
+            self.say(f"train[{phase.spec.name}] step {done}/{phase.steps} loss {loss:.3f} lr {lr:.2e}")
+        if self.evals is not None and (position.step % self.spec.eval_every == 0 or last):
+            self.write(self.evals, self.evaluate(phase, position))
+        if position.step % self.spec.checkpoint_every == 0 and not last:  # a phase's end saves anyway
+            self.flush()
+            save_checkpoint(self.spec, self.model, self.optimizer, position)
+        return position
+
+    @torch.no_grad()
+    def evaluate(self, phase: PlannedPhase, position: Position) -> dict:
+        """Loss on every phase's held-out batches under the current RoPE: shows what an anneal
+        does to the general data, and how long documents fare before and after an extension."""
+        results = {}
+        for planned in self.planned:
+            losses = [batch_loss(self.model, batch, planned.info, self.device)
+                      for batch in self.held_out[planned.spec.name]]
+            results[planned.spec.name] = {
+                "loss": round(sum(item.loss.item() for item in losses) / len(losses), 6),
+                "loss_by_domain": mean_by_key([item.by_domain for item in losses]),
+            }
+        line = ", ".join(f"{name} {result['loss']:.3f}" for name, result in results.items())
+        self.say(f"eval[{phase.spec.name}] step {position.step}: {line}")
+        return {"phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
+                "eval": results}
+
+    def write(self, stream: IO[str], record: dict) -> None:
+        record["seconds"] = round(time.perf_counter() - self.started, 3)  # since this process began
+        record["time"] = round(time.time(), 3)
+        stream.write(json.dumps(record) + "\n")
+
+    def flush(self) -> None:
+        self.metrics.flush()
+        if self.evals is not None:
+            self.evals.flush()
+
+
+def mean_by_key(dicts: list[dict[str, float]]) -> dict[str, float]:
+    """Per key, the mean over the dicts that have it."""
+    values: dict[str, list[float]] = {}
+    for item in dicts:
+        for key, value in item.items():
+            values.setdefault(key, []).append(value)
+    return {key: round(sum(found) / len(found), 6) for key, found in sorted(values.items())}
 
 
 def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool = False) -> dict:
-    """Train through every phase of ``spec``; returns (and writes) ``summary.json``."""
+    """Train through every phase of ``spec``; writes and returns the summary. ``resume``
+    continues from the checkpoint ``OUTPUT/checkpoints/latest`` names."""
     say = progress or (lambda line: None)
     started = time.perf_counter()
     device = resolve_device(spec.device)
     planned = plan_phases(spec)
-    total_tokens = sum(phase.steps * phase.tokens_per_step for phase in planned)
-    Path(spec.output).mkdir(parents=True, exist_ok=True)
+    output = Path(spec.output)
+    output.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(spec.seed)
     model = Decoder(spec.model, vocabulary_size(spec)).to(device)
-    optimizer = build_optimizer(model, spec)
-    position = load_latest(spec, model, optimizer) if resume else Position()
-    say(f"train: {model.parameter_count():,} parameters on {device}, {total_tokens:,} tokens "
-        f"in {len(planned)} phases" + (f", resuming at step {position.step}" if resume else ""))
+    optimizer = build_optimizer(model, spec.optimizer)
+    position = load_checkpoint(spec, model, optimizer) if resume else Position()
+    total = sum(phase.tokens for phase in planned)
+    say(f"train: {model.parameter_count():,} parameters on {device}, {total:,} tokens in "
+        f"{len(planned)} phases" + (f", resuming after step {position.step}" if resume else ""))
 
-    with _open_metrics(spec, position.step) as metrics:
-        for index in range(position.phase_index, len(planned)):
-            phase = planned[index]
-            model.set_rope(*rope_frequencies(spec.model.head_dim, spec.model.rope_base, phase.spec.rope))
-            start = position.batches_in_phase if index == position.phase_index else 0
-            stream = iter(PhaseStream(spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size, start=start))
-            for batch_number in range(start, phase.steps):
-                lr = spec.optimizer.lr * lr_multiplier(position.tokens_seen, total_tokens, spec.schedule)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                loss, by_domain = step_losses(model, next(stream), phase.info.domains, device)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if spec.optimizer.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), spec.optimizer.grad_clip)
-                optimizer.step()
-                position = Position(position.step + 1, position.tokens_seen + phase.tokens_per_step,
-                                    index, batch_number + 1)
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"phase {phase.spec.name!r} step {position.step}: loss is {value}")
-                metrics.write(json.dumps({
-                    "phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
-                    "lr": lr, "loss": round(value, 6), "loss_by_domain": by_domain,
-                    "seconds": round(time.perf_counter() - started, 3),
-                }) + "\n")
-                if (batch_number + 1) % spec.log_every == 0 or batch_number + 1 == phase.steps:
-                    metrics.flush()
-                    say(f"train[{phase.spec.name}] step {batch_number + 1}/{phase.steps} "
-                        f"loss {value:.3f} lr {lr:.2e}")
-                if position.step % spec.checkpoint_every == 0:
-                    metrics.flush()
-                    save_checkpoint(spec, model, optimizer, position)
-            position = Position(position.step, position.tokens_seen, index + 1, 0)
-            metrics.flush()
-            save_checkpoint(spec, model, optimizer, position)
+    evals = open_jsonl(output / "eval.jsonl", position.step) if spec.eval_every else nullcontext()
+    with open_jsonl(output / "metrics.jsonl", position.step) as metrics, evals as eval_file:
+        run = Run(spec, planned, model, optimizer, device, metrics, eval_file, say,
+                  held_out=load_held_out(spec, planned), started=started)
+        while position.phase_index < len(planned):
+            position = run.run_phase(position)
 
-    summary = summarise(spec, planned, time.perf_counter() - started)
-    (Path(spec.output) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary = summarise(spec, planned, {
+        "device": str(device), "parameters": model.parameter_count(), "total_tokens": total,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    })
+    write_atomically(output / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

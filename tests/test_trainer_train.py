@@ -1,0 +1,294 @@
+"""The phase loop on small synthetic mixtures written with ``mixer.stream.write_phase``:
+learning, determinism, exact resume, per-phase seq_len and RoPE, evaluation, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mixer.stream import PhaseInfo, write_phase
+from trainer import train as train_module
+from trainer.model import Decoder
+from trainer.schedule import lr_at
+from trainer.spec import TrainSpec
+from trainer.train import run_training, vocabulary_size
+
+VOCAB = 64
+SOURCES = (["web-a", "code-b", "math-c"], ["web", "code", "math"])
+
+
+def pack(n_sequences: int, seq_len: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Documents of 4-20 tokens that count up modulo VOCAB with a step set by their source
+    (learnable: two tokens of a document give away the rest), packed back to back."""
+    tokens = np.zeros((n_sequences, seq_len), dtype=np.int64)
+    segments = np.zeros_like(tokens)
+    sources = np.zeros_like(tokens)
+    for row in range(n_sequences):
+        at, document = 0, 0
+        while at < seq_len:
+            length = min(int(rng.integers(4, 21)), seq_len - at)
+            source = int(rng.integers(0, 3))
+            start = int(rng.integers(0, VOCAB))
+            tokens[row, at:at + length] = (start + (source + 1) * np.arange(length)) % VOCAB
+            segments[row, at:at + length] = document
+            sources[row, at:at + length] = source
+            at, document = at + length, document + 1
+    return tokens, segments, sources
+
+
+def make_mixture(root: Path, phases: dict[str, tuple[int, int]]) -> str:
+    """``phases``: name -> (seq_len, n_sequences)."""
+    rng = np.random.default_rng(0)
+    for name, (seq_len, n) in phases.items():
+        info = PhaseInfo(name, seq_len, n, n * seq_len, *SOURCES)
+        write_phase(root, info, *pack(n, seq_len, rng))
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def mixture(tmp_path_factory) -> str:
+    return make_mixture(tmp_path_factory.mktemp("mix"), {"short": (32, 48), "long": (64, 24)})
+
+
+def train_spec(mixture: str, output: Path, **overrides) -> TrainSpec:
+    data = {
+        "name": "t", "mixture": mixture, "output": str(output), "seed": 3, "device": "cpu",
+        "model": {"vocab_size": VOCAB, "d_model": 32, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2,
+                  "ffn_hidden": 64},
+        "optimizer": {"lr": 0.01},
+        "schedule": {"kind": "wsd", "warmup_tokens": 256, "decay_fraction": 0.3, "min_lr_ratio": 0.1},
+        "phases": [
+            {"name": "short", "mixture_phase": "short", "seq_len": 32, "batch_size": 4},
+            {"name": "long", "mixture_phase": "long", "seq_len": 64, "batch_size": 4,
+             "rope": {"kind": "abf", "base": 100_000.0}},
+        ],
+        "checkpoint_every": 5,
+    }
+    data.update(overrides)
+    return TrainSpec.model_validate(data)
+
+
+def records(output: Path, name: str = "metrics.jsonl") -> list[dict]:
+    return [json.loads(line) for line in (output / name).read_text().splitlines()]
+
+
+def losses(output: Path) -> list[float]:
+    return [record["loss"] for record in records(output)]
+
+
+@pytest.fixture(scope="module")
+def reference(mixture, tmp_path_factory) -> dict:
+    """One uninterrupted run that several tests compare against."""
+    output = tmp_path_factory.mktemp("reference")
+    lines: list[str] = []
+    summary = run_training(train_spec(mixture, output), progress=lines.append)
+    return {"output": output, "summary": summary, "lines": lines}
+
+
+def test_loss_falls_on_a_learnable_stream(reference):
+    values = losses(reference["output"])
+    assert len(values) == 12 + 6
+    assert np.mean(values[-4:]) < values[0] - 1.0
+
+
+def test_metrics_lines(reference, mixture):
+    lines = records(reference["output"])
+    first = lines[0]
+    assert {"phase", "step", "tokens_seen", "lr", "loss", "grad_norm", "loss_by_domain", "loss_by_source",
+            "seconds", "time"} <= set(first)
+    assert [line["step"] for line in lines] == list(range(1, 19))
+    assert lines[11]["tokens_seen"] == 12 * 4 * 32 and lines[-1]["tokens_seen"] == 12 * 128 + 6 * 256
+    assert set(first["loss_by_domain"]) <= {"web", "code", "math"} and first["loss_by_domain"]
+    assert set(first["loss_by_source"]) <= set(SOURCES[0])
+    spec = train_spec(mixture, reference["output"])
+    total = 12 * 128 + 6 * 256
+    for line in lines:  # the LR is the schedule's at the tokens seen before the step
+        before = line["tokens_seen"] - (128 if line["phase"] == "short" else 256)
+        assert line["lr"] == lr_at(before, total, spec.schedule, 0.01)
+
+
+def test_summary_and_progress(reference):
+    summary = reference["summary"]
+    assert json.loads((reference["output"] / "summary.json").read_text()) == summary
+    short, long = summary["phases"]
+    assert (short["name"], short["seq_len"], short["rope"], short["steps"], short["tokens"]) == ("short", 32, "none", 12, 1536)
+    assert (long["name"], long["seq_len"], long["rope"], long["steps"], long["tokens"]) == ("long", 64, "abf", 6, 1536)
+    assert long["last_loss"] < short["first_loss"]
+    assert summary["tokens"] == summary["total_tokens"] == 3072 and summary["steps"] == 18
+    assert summary["wall_seconds"] >= 0 and summary["device"] == "cpu" and summary["final_eval"] is None
+    assert any(line.startswith("train[short] step 10/12 loss ") and " lr " in line for line in reference["lines"])
+    assert any(line.startswith("train[long] phase 2/2: seq_len 64, rope abf") for line in reference["lines"])
+    assert not (reference["output"] / "eval.jsonl").exists()
+
+
+def test_two_runs_give_identical_losses(reference, mixture, tmp_path):
+    run_training(train_spec(mixture, tmp_path / "again"))
+    assert losses(tmp_path / "again") == losses(reference["output"])
+    run_training(train_spec(mixture, tmp_path / "seed", seed=4))
+    assert losses(tmp_path / "seed") != losses(reference["output"])
+
+
+def test_checkpoints_are_whole_and_latest_names_the_newest(reference):
+    directory = reference["output"] / "checkpoints"
+    names = sorted(path.name for path in directory.iterdir())
+    assert names == ["latest", "step-0000005.pt", "step-0000010.pt", "step-0000012.pt", "step-0000015.pt",
+                     "step-0000018.pt"]
+    assert (directory / "latest").read_text() == "step-0000018.pt\n"
+    state = torch.load(directory / "step-0000015.pt", weights_only=True)
+    assert state["position"] == {"step": 15, "tokens_seen": 1536 + 3 * 256, "phase_index": 1, "batches_in_phase": 3}
+    assert state["stream"] == {"phase": "long", "position": 3}
+    assert {"model", "optimizer", "rng", "spec"} <= set(state)
+    at_phase_end = torch.load(directory / "step-0000012.pt", weights_only=True)["position"]
+    assert at_phase_end == {"step": 12, "tokens_seen": 1536, "phase_index": 1, "batches_in_phase": 0}
+
+
+@pytest.mark.parametrize("checkpoint", ["step-0000005.pt", "step-0000012.pt", "step-0000015.pt"])
+def test_resume_from_a_checkpoint_gives_the_uninterrupted_losses(reference, mixture, tmp_path, checkpoint):
+    output = tmp_path / "resumed"
+    (output / "checkpoints").mkdir(parents=True)
+    source = reference["output"] / "checkpoints"
+    (output / "checkpoints" / checkpoint).write_bytes((source / checkpoint).read_bytes())
+    (output / "checkpoints" / "latest").write_text(checkpoint + "\n")
+    step = int(checkpoint[5:12])
+    (output / "metrics.jsonl").write_text("".join(
+        json.dumps(line) + "\n" for line in records(reference["output"])[:step]))
+    summary = run_training(train_spec(mixture, output), resume=True)
+    assert losses(output) == losses(reference["output"])
+    assert summary["phases"] == reference["summary"]["phases"]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_run_resumes_to_the_same_losses(reference, mixture, tmp_path):
+    spec = train_spec(mixture, tmp_path / "killed", log_every=1)
+
+    def die_at_step_8(line: str) -> None:
+        if "step 8/" in line:
+            raise Killed
+
+    with pytest.raises(Killed):
+        run_training(spec, progress=die_at_step_8)
+    assert (tmp_path / "killed" / "checkpoints" / "latest").read_text() == "step-0000005.pt\n"
+    assert not list((tmp_path / "killed" / "checkpoints").glob("*.tmp"))
+    run_training(spec, resume=True)
+    assert losses(tmp_path / "killed") == losses(reference["output"])
+
+
+def test_resume_refuses_a_different_model_or_a_missing_checkpoint(reference, mixture, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        run_training(train_spec(mixture, tmp_path / "empty"), resume=True)
+    output = tmp_path / "other"
+    (output / "checkpoints").mkdir(parents=True)
+    (output / "checkpoints" / "step-0000005.pt").write_bytes(
+        (reference["output"] / "checkpoints" / "step-0000005.pt").read_bytes())
+    (output / "checkpoints" / "latest").write_text("step-0000005.pt\n")
+    spec = train_spec(mixture, output)
+    wider = spec.model_copy(update={"model": spec.model.model_copy(update={"ffn_hidden": 96})})
+    with pytest.raises(ValueError, match="different model spec"):
+        run_training(wider, resume=True)
+
+
+class Recording(Decoder):
+    """A decoder that notes the sequence length and RoPE it ran with."""
+
+    calls: list[tuple[int, torch.Tensor]] = []
+
+    def forward(self, tokens, segments):
+        Recording.calls.append((tokens.shape[1], self.inv_freq.clone()))
+        Recording.last = self
+        return super().forward(tokens, segments)
+
+
+def test_each_phase_sets_its_seq_len_and_rope(mixture, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "Decoder", Recording)
+    Recording.calls = []
+    run_training(train_spec(mixture, tmp_path / "rope", checkpoint_every=100))
+    plain = torch.tensor([10_000.0 ** (-2 * i / 8) for i in range(4)])
+    abf = torch.tensor([100_000.0 ** (-2 * i / 8) for i in range(4)])
+    short, long = Recording.calls[:12], Recording.calls[12:]
+    assert len(long) == 6
+    assert all(seq == 31 and torch.allclose(inv, plain) for seq, inv in short)  # inputs are seq_len - 1
+    assert all(seq == 63 and torch.allclose(inv, abf) for seq, inv in long)
+    assert torch.allclose(Recording.last.inv_freq, abf)
+
+
+def test_yarn_phase_sets_the_attention_scale(mixture, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "Decoder", Recording)
+    spec = train_spec(mixture, tmp_path / "yarn", phases=[
+        {"name": "long", "mixture_phase": "long", "seq_len": 64, "batch_size": 4,
+         "rope": {"kind": "yarn", "factor": 2.0, "original_context": 32}}])
+    run_training(spec)
+    assert Recording.last.attention_scale == pytest.approx(0.1 * np.log(2.0) + 1)
+
+
+def test_seq_len_must_match_the_built_phase(mixture, tmp_path):
+    spec = train_spec(mixture, tmp_path / "bad", phases=[
+        {"name": "short", "mixture_phase": "short", "seq_len": 64, "batch_size": 4}])
+    with pytest.raises(ValueError, match="phase 'short': seq_len 64 but mixture phase 'short' was packed to 32"):
+        run_training(spec)
+
+
+def test_a_missing_phase_is_named(mixture, tmp_path):
+    spec = train_spec(mixture, tmp_path / "bad", phases=[
+        {"name": "x", "mixture_phase": "anneal", "seq_len": 32, "batch_size": 4}])
+    with pytest.raises(FileNotFoundError, match="phase 'anneal' has not been built"):
+        run_training(spec)
+
+
+def test_token_caps(mixture, tmp_path):
+    capped = train_spec(mixture, tmp_path / "cap", phases=[
+        {"name": "short", "mixture_phase": "short", "seq_len": 32, "batch_size": 4, "tokens": 5 * 128 + 10}])
+    assert [phase["steps"] for phase in run_training(capped)["phases"]] == [5]
+    too_many = train_spec(mixture, tmp_path / "over", phases=[
+        {"name": "short", "mixture_phase": "short", "seq_len": 32, "batch_size": 4, "tokens": 10_000}])
+    with pytest.raises(ValueError, match="phase 'short': tokens 10,000 but mixture phase 'short' holds 1,536"):
+        run_training(too_many)
+
+
+def test_vocab_size_from_the_mixture_tokenizer(tmp_path):
+    from tokenizers import Tokenizer, models
+
+    mixture = make_mixture(tmp_path / "mix", {"short": (32, 8)})
+    spec = train_spec(mixture, tmp_path / "out", phases=[
+        {"name": "short", "mixture_phase": "short", "seq_len": 32, "batch_size": 4}])
+    spec = spec.model_copy(update={"model": spec.model.model_copy(update={"vocab_size": None})})
+    with pytest.raises(FileNotFoundError, match="vocab_size is null and the mixture has no tokenizer"):
+        vocabulary_size(spec)
+    vocab = {f"t{i}": i for i in range(VOCAB + 6)}
+    Tokenizer(models.WordLevel(vocab, unk_token="t0")).save(str(tmp_path / "mix" / "tokenizer.json"))
+    assert vocabulary_size(spec) == VOCAB + 6
+    assert run_training(spec)["steps"] == 2
+
+
+def test_held_out_evaluation(mixture, tmp_path):
+    lines: list[str] = []
+    summary = run_training(train_spec(mixture, tmp_path / "eval", eval_every=4, eval_batches=1), progress=lines.append)
+    assert [phase["steps"] for phase in summary["phases"]] == [11, 5]  # one batch each held out
+    evals = records(tmp_path / "eval", "eval.jsonl")
+    assert [line["step"] for line in evals] == [4, 8, 11, 12, 16]  # every 4 steps and at each phase end
+    assert set(evals[0]["eval"]) == {"short", "long"}
+    assert evals[-1]["eval"]["short"]["loss"] < evals[0]["eval"]["short"]["loss"]
+    assert summary["final_eval"] == evals[-1]["eval"]
+    assert any(line.startswith("eval[long] step 16: short ") for line in lines)
+
+
+def test_rewarm_restarts_the_warmup_at_the_phase(mixture, tmp_path):
+    spec = train_spec(mixture, tmp_path / "rewarm", phases=[
+        {"name": "short", "mixture_phase": "short", "seq_len": 32, "batch_size": 4},
+        {"name": "long", "mixture_phase": "long", "seq_len": 64, "batch_size": 4, "rewarm": True}])
+    run_training(spec)
+    lr = {line["step"]: line["lr"] for line in records(tmp_path / "rewarm")}
+    assert lr[13] == pytest.approx(lr_at(1536, 3072, spec.schedule, 0.01) / 256)
+    assert lr[13] < lr[12] and lr[14] == pytest.approx(lr_at(1792, 3072, spec.schedule, 0.01))
+
+
+def test_keep_checkpoints_prunes_the_oldest(mixture, tmp_path):
+    run_training(train_spec(mixture, tmp_path / "keep", keep_checkpoints=2, checkpoint_every=3))
+    names = sorted(path.name for path in (tmp_path / "keep" / "checkpoints").glob("step-*.pt"))
+    assert names == ["step-0000015.pt", "step-0000018.pt"]
