@@ -1,113 +1,261 @@
-"""The REST API: thin routers over the same models and functions as the CLI.
+"""The REST API: thin routers over the same models and store as the CLI.
 
-Errors are RFC 7807 problem details (``application/problem+json``), validation errors name
-the field that was wrong, and request bodies are size-limited before they are parsed.
+Every error is an RFC 7807 problem (``application/problem+json``): validation errors name the
+field that was wrong, unknown routes and methods are problems too, and an unexpected failure
+is a 500 problem that shows no internals. Request bodies are size-limited before any route
+sees them (``BodySizeLimit``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version as package_version
+from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TOKEN_ENV, ProblemError, get_store, require_token
-from api.schemas import Health, MixturePage, MixtureRecord, Problem
+from api.schemas import FieldError, Health, MixturePage, MixtureRecord, Problem
 from api.state import MixtureStore
 from mixer.spec import MixtureSpec
 
-MAX_BODY_BYTES = 1 << 20
+MAX_BODY_ENV = "MIDTRAIN_MAX_BODY_BYTES"
+MAX_BODY_BYTES = 1 << 20  # a mixture spec is a few KiB; 1 MiB leaves room and bounds memory
+PROBLEM_JSON = "application/problem+json"
+
 log = logging.getLogger("midtrain.api")
 
 
-def _version() -> str:
+def api_version() -> str:
     try:
-        return version("midtrain")
+        return package_version("midtrain")
     except PackageNotFoundError:
         return "unknown"
 
 
-def problem(status: int, title: str, detail: str, field: str | None = None) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail, field=field)
+def problem(
+    status: int,
+    detail: str,
+    title: str | None = None,
+    field: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    # type stays about:blank, so by RFC 7807 the title is the HTTP status phrase.
+    body = Problem(title=title or HTTPStatus(status).phrase, status=status, detail=detail,
+                   field=field, errors=errors)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status,
-                        media_type="application/problem+json")
+                        media_type=PROBLEM_JSON, headers=headers)
 
 
-def create_app(state_path: str | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
-    state_path = state_path or os.environ.get("MIDTRAIN_STATE")
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with a 413 problem, counting the bytes that
+    arrive (a chunked upload declares no length) and holding at most ``max_bytes`` in memory.
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.store = MixtureStore(state_path)
-        if not os.environ.get(TOKEN_ENV):
-            log.warning("%s is not set: the API accepts requests without a token", TOKEN_ENV)
-        yield
-        app.state.store.close()
+    Hand-written rather than FastAPI's ``max_body_size``: when a declared Content-Length is
+    over the limit, that one replaces whatever the app answers with a text/plain 413, and every
+    error here is problem+json. Buffering is fine at this limit (1 MiB): specs are small."""
 
-    app = FastAPI(title="midtrain", version=_version(), lifespan=lifespan)
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
-            return problem(413, "Payload Too Large", f"request bodies are limited to {max_body_bytes} bytes")
-        if request.method in ("POST", "PUT", "PATCH") and declared is None:
-            if len(await request.body()) > max_body_bytes:  # chunked upload: measure it
-                return problem(413, "Payload Too Large", f"request bodies are limited to {max_body_bytes} bytes")
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send)  # before reading a byte of it
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client left; nobody to answer
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
 
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later calls wait for the disconnect, as the server's would
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = problem(413, f"request bodies are limited to {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server rejects a malformed length before we see it
+    return None
+
+
+def _field_errors(error: RequestValidationError) -> list[FieldError]:
+    """One entry per validation error, its field as a dotted path into the request: body
+    fields bare (``phases.0.sources.1.weight``), others by where they came from (``query.limit``)."""
+    found = []
+    for item in error.errors():
+        location = [str(part) for part in item["loc"]]
+        if location and location[0] == "body":
+            location = location[1:]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if item.get("type") == "json_invalid":
+            # The location is a character offset, not a field: report the body as a whole.
+            location = []
+            message = f"invalid JSON at character {item['loc'][-1]}: {item.get('ctx', {}).get('error', message)}"
+        found.append(FieldError(field=".".join(location) or "(body)", message=message))
+    return found
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
-        return problem(error.status, error.title, error.detail, error.field)
+        return problem(error.status, error.detail, error.title, error.field, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0]
-        location = [str(part) for part in first["loc"] if part != "body"]
-        field = ".".join(location) or "(body)"
-        return problem(422, "Unprocessable Entity", f"field {field}: {first['msg']}", field)
+        errors = _field_errors(error)
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return problem(422, f"field {first.field}: {first.message}{more}", field=first.field, errors=errors)
 
-    @app.get("/health", response_model=Health)
-    def health() -> Health:
-        return Health(status="ok", version=_version())
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown routes (404) and wrong methods (405) come this way.
+        return problem(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
 
-    authorised = [Depends(require_token)]
-
-    @app.post("/mixtures", response_model=MixtureRecord, status_code=201, dependencies=authorised)
-    def create_mixture(spec: MixtureSpec, store: MixtureStore = Depends(get_store)) -> dict:
-        return store.create(spec)
-
-    @app.get("/mixtures", response_model=MixturePage, dependencies=authorised)
-    def list_mixtures(
-        limit: int = Query(50, ge=1, le=500),
-        offset: int = Query(0, ge=0),
-        store: MixtureStore = Depends(get_store),
-    ) -> dict:
-        items, total = store.list(limit, offset)
-        return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-    @app.get("/mixtures/{name}", response_model=MixtureRecord, dependencies=authorised)
-    def get_mixture(name: str, store: MixtureStore = Depends(get_store)) -> dict:
-        return _found(store.get(name), name)
-
-    @app.get("/mixtures/{name}/versions/{version}", response_model=MixtureRecord, dependencies=authorised)
-    def get_mixture_version(name: str, version: int, store: MixtureStore = Depends(get_store)) -> dict:
-        return _found(store.get(name, version), f"{name} version {version}")
-
-    return app
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "an unexpected error occurred; see the server log")
 
 
-def _found(record: dict | None, what: str) -> dict:
+# Documented on every protected route, so /docs shows the problem schema, not FastAPI's default.
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or wrong bearer token"},
+    413: {"model": Problem, "description": "request body over the size limit"},
+    422: {"model": Problem, "description": "invalid input; `field` names it"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such mixture"}}
+
+router = APIRouter(prefix="/mixtures", tags=["mixtures"], dependencies=[Depends(require_token)],
+                   responses=_PROBLEMS)
+
+
+@router.post("", response_model=MixtureRecord, status_code=201)
+def create_mixture(spec: MixtureSpec, store: MixtureStore = Depends(get_store)) -> dict[str, Any]:
+    """Save a mixture spec: version 1 of a new name, else the next version of that name."""
+    return store.create(spec)
+
+
+@router.get("", response_model=MixturePage)
+def list_mixtures(
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    store: MixtureStore = Depends(get_store),
+) -> dict[str, Any]:
+    """The latest version of every mixture, by name."""
+    items, total = store.list(limit, offset)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{name}", response_model=MixtureRecord, responses=_NOT_FOUND)
+def get_mixture(name: str, store: MixtureStore = Depends(get_store)) -> dict[str, Any]:
+    """The latest version of one mixture."""
+    return _found(store.get(name), f"no mixture {name!r}")
+
+
+@router.get("/{name}/versions", response_model=MixturePage, responses=_NOT_FOUND)
+def list_mixture_versions(
+    name: str,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    store: MixtureStore = Depends(get_store),
+) -> dict[str, Any]:
+    """Every version of one mixture, oldest first."""
+    items, total = store.versions(name, limit, offset)
+    if total == 0:
+        raise ProblemError(404, "Not Found", f"no mixture {name!r}")
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{name}/versions/{version}", response_model=MixtureRecord, responses=_NOT_FOUND)
+def get_mixture_version(
+    name: str, version: int = Path(ge=1), store: MixtureStore = Depends(get_store)
+) -> dict[str, Any]:
+    """One version of one mixture; versions never change once saved."""
+    return _found(store.get(name, version), f"no mixture {name!r} version {version}")
+
+
+def _found(record: dict[str, Any] | None, detail: str) -> dict[str, Any]:
     if record is None:
-        raise ProblemError(404, "Not Found", f"no mixture {what}")
+        raise ProblemError(404, "Not Found", detail)
     return record
 
 
+def create_app(state_path: str | None = None, max_body_bytes: int | None = None) -> FastAPI:
+    """The API over the DuckDB state at ``state_path`` (else ``$MIDTRAIN_STATE``, else
+    ``runs/midtrain-state.duckdb``). The bearer token (``$MIDTRAIN_API_TOKEN``) and the body
+    limit (argument, else ``$MIDTRAIN_MAX_BODY_BYTES``, else 1 MiB) are read once, here."""
+    token = os.environ.get(TOKEN_ENV) or None
+    if max_body_bytes is None:
+        max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_BYTES)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Opened here, not at import, so the state file is locked only while serving.
+        app.state.store = MixtureStore(state_path)
+        if token is None:
+            log.warning("%s is not set: the API accepts requests without a token", TOKEN_ENV)
+        try:
+            yield
+        finally:
+            app.state.store.close()
+
+    app = FastAPI(title="midtrain", version=api_version(), lifespan=lifespan,
+                  description="Define LLM mid-training mixtures; errors are RFC 7807 problems.")
+    app.state.api_token = token
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    _install_problem_handlers(app)
+
+    @app.get("/health", response_model=Health, tags=["health"])
+    def health() -> Health:
+        """Liveness, without auth: for container health checks."""
+        return Health(status="ok", version=api_version())
+
+    app.include_router(router)
+    return app
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, state_path: str | None = None) -> None:
+    """Run the API under uvicorn, one process: the DuckDB state file admits one writer."""
     import uvicorn
 
     uvicorn.run(create_app(state_path), host=host, port=port)

@@ -1,10 +1,16 @@
 """The service's own state in an embedded DuckDB file, with ordered schema migrations applied
-on open. Mixtures are immutable: saving a name that exists adds the next version."""
+on open. Mixtures are immutable: saving a name that exists adds the next version.
+
+DuckDB rather than SQLite because the rest of the product already queries Parquet through
+DuckDB; one embedded engine is one dependency less. A DuckDB file admits one writing process,
+so one API process owns the state file (uvicorn with a single worker, as ``serve`` runs it).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +20,10 @@ import duckdb
 
 from mixer.spec import MixtureSpec
 
+STATE_ENV = "MIDTRAIN_STATE"
 DEFAULT_STATE = "runs/midtrain-state.duckdb"
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
 
 
 def _create_mixtures(connection: duckdb.DuckDBPyConnection) -> None:
@@ -32,16 +41,28 @@ def _create_mixtures(connection: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-# Append only: a migration, once released, never changes; its index is its schema version.
-MIGRATIONS: list[Callable[[duckdb.DuckDBPyConnection], None]] = [_create_mixtures]
+# Append only: a migration, once released, never changes; its position (from 1) is the schema
+# version it brings the database to.
+MIGRATIONS: list[Migration] = [_create_mixtures]
 
 
-def migrate(connection: duckdb.DuckDBPyConnection) -> int:
-    """Apply the migrations this database has not seen; returns the schema version."""
+class SchemaTooNewError(RuntimeError):
+    """The state file was written by a newer midtrain; opening it could corrupt it."""
+
+
+def migrate(connection: duckdb.DuckDBPyConnection, migrations: list[Migration] | None = None) -> int:
+    """Apply the migrations this database has not seen, each in its own transaction with its
+    version row, so a failed migration leaves the previous version intact. Returns the schema
+    version."""
+    migrations = MIGRATIONS if migrations is None else migrations
     connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
     current = row[0] if row and row[0] is not None else 0
-    for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+    if current > len(migrations):
+        raise SchemaTooNewError(
+            f"state schema version {current} is newer than this midtrain knows ({len(migrations)})"
+        )
+    for version, migration in enumerate(migrations[current:], start=current + 1):
         connection.execute("BEGIN TRANSACTION")
         try:
             migration(connection)
@@ -50,52 +71,78 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> int:
         except Exception:
             connection.execute("ROLLBACK")
             raise
-    return len(MIGRATIONS)
+    return len(migrations)
 
 
 def canonical_spec(spec: MixtureSpec) -> str:
+    """The spec as compact JSON with sorted keys and defaults filled in, so two requests that
+    mean the same mixture hash the same."""
     return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
+def state_path(path: str | Path | None = None) -> Path:
+    """The argument, else ``$MIDTRAIN_STATE``, else the default under ``runs/``."""
+    return Path(path or os.environ.get(STATE_ENV) or DEFAULT_STATE)
+
+
+_COLUMNS = "name, version, sha256, spec, created_at"
+
+
 class MixtureStore:
-    """Mixture versions in DuckDB. One connection guarded by a lock: FastAPI runs handlers on
-    a thread pool, and a DuckDB connection is not safe to share across threads unguarded."""
+    """Mixture versions in DuckDB. One connection guarded by a lock: FastAPI runs sync handlers
+    on a thread pool, and a DuckDB connection is not safe to share across threads unguarded.
+    Every statement is parameterised; names never become SQL text."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path or DEFAULT_STATE)
+        self.path = state_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = duckdb.connect(str(self.path))
         self._lock = threading.Lock()
-        with self._lock:
-            self.schema_version = migrate(self._connection)
+        try:
+            with self._lock:
+                self.schema_version = migrate(self._connection)
+        except Exception:
+            self._connection.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._connection.close()
 
+    def __enter__(self) -> "MixtureStore":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def create(self, spec: MixtureSpec) -> dict[str, Any]:
+        """Store ``spec`` as the next version of its name (1 for a new name); returns the record."""
         text = canonical_spec(spec)
         digest = hashlib.sha256(text.encode()).hexdigest()
+        created_at = datetime.now(timezone.utc).replace(tzinfo=None)
         with self._lock:
             connection = self._connection
+            # The lock serialises this process; the transaction and the primary key keep two
+            # versions from ever sharing a number even so.
             connection.execute("BEGIN TRANSACTION")
             try:
                 row = connection.execute(
                     "SELECT coalesce(max(version), 0) FROM mixtures WHERE name = ?", [spec.name]
                 ).fetchone()
-                version = row[0] + 1
+                version = int(row[0]) + 1
                 connection.execute(
-                    "INSERT INTO mixtures VALUES (?, ?, ?, ?, ?)",
-                    [spec.name, version, digest, text, datetime.now(timezone.utc).replace(tzinfo=None)],
+                    f"INSERT INTO mixtures ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    [spec.name, version, digest, text, created_at],
                 )
                 connection.execute("COMMIT")
             except Exception:
                 connection.execute("ROLLBACK")
                 raise
-        return self.get(spec.name, version)
+        return _record((spec.name, version, digest, text, created_at))
 
     def get(self, name: str, version: int | None = None) -> dict[str, Any] | None:
-        query = "SELECT name, version, sha256, spec, created_at FROM mixtures WHERE name = ?"
+        """One version of a mixture, the latest when ``version`` is None; None when absent."""
+        query = f"SELECT {_COLUMNS} FROM mixtures WHERE name = ?"
         parameters: list[Any] = [name]
         if version is None:
             query += " ORDER BY version DESC LIMIT 1"
@@ -106,26 +153,38 @@ class MixtureStore:
             row = self._connection.execute(query, parameters).fetchone()
         return _record(row) if row else None
 
-    def list(self, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        """The latest version of each mixture, by name."""
+    def list(self, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The latest version of each mixture, by name; and how many names there are."""
         with self._lock:
             rows = self._connection.execute(
-                """
-                SELECT name, version, sha256, spec, created_at FROM mixtures
+                f"""
+                SELECT {_COLUMNS} FROM mixtures
                 QUALIFY version = max(version) OVER (PARTITION BY name)
                 ORDER BY name LIMIT ? OFFSET ?
                 """,
                 [limit, offset],
             ).fetchall()
             total = self._connection.execute("SELECT count(DISTINCT name) FROM mixtures").fetchone()[0]
-        return [_record(row) for row in rows], total
+        return [_record(row) for row in rows], int(total)
+
+    def versions(self, name: str, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Every version of one mixture, oldest first; and how many there are (0: no such name)."""
+        with self._lock:
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM mixtures WHERE name = ? ORDER BY version LIMIT ? OFFSET ?",
+                [name, limit, offset],
+            ).fetchall()
+            total = self._connection.execute(
+                "SELECT count(*) FROM mixtures WHERE name = ?", [name]
+            ).fetchone()[0]
+        return [_record(row) for row in rows], int(total)
 
 
 def _record(row: tuple) -> dict[str, Any]:
     name, version, digest, spec, created_at = row
     return {
         "name": name,
-        "version": version,
+        "version": int(version),
         "sha256": digest,
         "spec": json.loads(spec),
         "created_at": created_at.isoformat() + "Z",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,22 +40,60 @@ def test_health(client):
 def test_create_get_list_and_versions(client):
     created = client.post("/mixtures", json=SPEC)
     assert created.status_code == 201
-    assert created.json()["version"] == 1 and len(created.json()["sha256"]) == 64
+    first = created.json()
+    assert first["version"] == 1 and first["name"] == "anneal"
+    # The digest is of the canonical JSON (sorted keys, compact): recomputable by a client.
+    canonical = json.dumps(first["spec"], sort_keys=True, separators=(",", ":"))
+    assert first["sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
     changed = {**SPEC, "seed": 2}
     assert client.post("/mixtures", json=changed).json()["version"] == 2
     assert client.get("/mixtures/anneal").json()["spec"]["seed"] == 2
-    assert client.get("/mixtures/anneal/versions/1").json()["spec"]["seed"] == 1
+    assert client.get("/mixtures/anneal/versions/1").json() == first  # version 1 unchanged
+    versions = client.get("/mixtures/anneal/versions").json()
+    assert versions["total"] == 2 and [item["version"] for item in versions["items"]] == [1, 2]
     client.post("/mixtures", json={**SPEC, "name": "general"})
     page = client.get("/mixtures", params={"limit": 1}).json()
     assert page["total"] == 2 and [item["name"] for item in page["items"]] == ["anneal"]
     assert client.get("/mixtures", params={"offset": 1}).json()["items"][0]["name"] == "general"
 
 
-def test_missing_mixture_is_a_problem(client):
-    response = client.get("/mixtures/nope")
-    assert response.status_code == 404
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", "/mixtures/nope", 404),
+        ("GET", "/mixtures/nope/versions", 404),
+        ("GET", "/mixtures/nope/versions/1", 404),
+        ("GET", "/no-such-route", 404),
+        ("DELETE", "/mixtures", 405),
+    ],
+)
+def test_every_error_is_a_problem(client, method, path, status):
+    response = client.request(method, path)
+    assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["title"] == "Not Found"
+    problem = response.json()
+    assert problem["status"] == status and problem["type"] == "about:blank"
+    assert problem["title"] and problem["detail"]
+
+
+def test_query_and_path_errors_name_their_parameter(client):
+    response = client.get("/mixtures", params={"limit": 0})
+    assert response.status_code == 422 and response.json()["field"] == "query.limit"
+    assert client.get("/mixtures/anneal/versions/zero").json()["field"] == "path.version"
+
+
+def test_malformed_json_is_a_422_on_the_body(client):
+    response = client.post("/mixtures", content=b'{"name": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["field"] == "(body)" and "invalid JSON" in response.json()["detail"]
+
+
+def test_every_validation_error_is_listed(client):
+    phase = {**SPEC["phases"][0], "tokens": 0, "seq_len": -1}
+    problem = client.post("/mixtures", json={**SPEC, "phases": [phase]}).json()
+    assert {error["field"] for error in problem["errors"]} == {"phases.0.tokens", "phases.0.seq_len"}
+    assert problem["field"] == problem["errors"][0]["field"]
 
 
 @pytest.mark.parametrize(
@@ -70,15 +111,33 @@ def test_validation_errors_name_the_field(client, change, field):
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["field"] == field
+    assert response.json()["detail"].startswith(f"field {field}: ")
+    assert client.get("/mixtures").json()["total"] == 0  # nothing was stored
 
 
-def test_token_is_required_when_configured(state, monkeypatch):
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}, {"Authorization": "s3cret"}],
+)
+def test_token_is_required_when_configured(state, monkeypatch, headers):
     monkeypatch.setenv("MIDTRAIN_API_TOKEN", "s3cret")
     with TestClient(create_app(state)) as client:
         assert client.get("/health").status_code == 200
-        assert client.get("/mixtures").status_code == 401
-        assert client.get("/mixtures", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert client.get("/mixtures", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        for method, path in [("GET", "/mixtures"), ("GET", "/mixtures/anneal"), ("POST", "/mixtures")]:
+            response = client.request(method, path, headers=headers, json=SPEC if method == "POST" else None)
+            assert response.status_code == 401, (method, path)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.headers["www-authenticate"] == "Bearer"
+        good = {"Authorization": "Bearer s3cret"}
+        assert client.post("/mixtures", json=SPEC, headers=good).status_code == 201
+        assert client.get("/mixtures/anneal", headers=good).status_code == 200
+
+
+def test_open_without_a_token_and_says_so(state, monkeypatch, caplog):
+    monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
+    with caplog.at_level("WARNING", logger="midtrain.api"), TestClient(create_app(state)) as client:
+        assert client.get("/mixtures").status_code == 200
+    assert "MIDTRAIN_API_TOKEN is not set" in caplog.text
 
 
 def test_oversized_body_is_refused(state, monkeypatch):
@@ -86,17 +145,56 @@ def test_oversized_body_is_refused(state, monkeypatch):
     with TestClient(create_app(state, max_body_bytes=1000)) as client:
         response = client.post("/mixtures", json={**SPEC, "padding": "x" * 2000})
         assert response.status_code == 413
+        assert response.headers["content-type"] == "application/problem+json"
+        # A chunked upload declares no length: the bytes that arrive are counted instead.
+        chunked = client.post("/mixtures", content=iter([b" " * 600, b" " * 600]),
+                              headers={"content-type": "application/json"})
+        assert chunked.status_code == 413 and "transfer-encoding" in chunked.request.headers
+        assert client.post("/mixtures", json=SPEC).status_code == 201  # under the limit
+
+
+def test_body_limit_from_the_environment(state, monkeypatch):
+    monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
+    monkeypatch.setenv("MIDTRAIN_MAX_BODY_BYTES", "100")
+    with TestClient(create_app(state)) as client:
+        assert client.post("/mixtures", json=SPEC).status_code == 413
 
 
 def test_state_survives_a_restart(state, monkeypatch):
     monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
     with TestClient(create_app(state)) as client:
-        client.post("/mixtures", json=SPEC)
+        saved = client.post("/mixtures", json=SPEC).json()
     with TestClient(create_app(state)) as client:
-        assert client.get("/mixtures/anneal").json()["version"] == 1
+        assert client.get("/mixtures/anneal").json() == saved
+        assert client.post("/mixtures", json=SPEC).json()["version"] == 2  # numbering goes on
+
+
+def test_state_path_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
+    monkeypatch.setenv("MIDTRAIN_STATE", str(tmp_path / "env" / "state.duckdb"))
+    with TestClient(create_app()) as client:
+        assert client.post("/mixtures", json=SPEC).status_code == 201
+    assert (tmp_path / "env" / "state.duckdb").exists()
 
 
 def test_openapi_lists_the_endpoints(client):
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/health", "/mixtures", "/mixtures/{name}", "/mixtures/{name}/versions/{version}"} <= set(paths)
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
+    assert {"/health", "/mixtures", "/mixtures/{name}", "/mixtures/{name}/versions",
+            "/mixtures/{name}/versions/{version}"} <= set(paths)
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert "security" not in paths["/health"]["get"] and paths["/mixtures"]["post"]["security"]
     assert client.get("/docs").status_code == 200
+
+
+def test_an_unexpected_failure_is_a_500_problem_without_internals(state, monkeypatch):
+    monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
+    with TestClient(create_app(state), raise_server_exceptions=False) as client:
+        def broken(*_args, **_kwargs):
+            raise RuntimeError("secret internals")
+
+        monkeypatch.setattr(client.app.state.store, "list", broken)
+        response = client.get("/mixtures")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret" not in response.text

@@ -1,0 +1,100 @@
+"""The API's DuckDB state on its own: migrations, immutable versions, thread safety."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import duckdb
+import pytest
+
+from api.state import MIGRATIONS, MixtureStore, SchemaTooNewError, migrate
+from mixer.spec import MixtureSpec
+
+SPEC = MixtureSpec.model_validate({
+    "name": "anneal",
+    "corpus": ["runs/demo/curated"],
+    "tokenizer": "runs/demo/tokenizer.json",
+    "phases": [{"name": "p", "tokens": 1000, "seq_len": 64,
+                "sources": [{"name": "web", "select": {"domain": "web"}, "weight": 1}]}],
+})
+
+
+def test_migrations_run_once_and_record_the_version(tmp_path):
+    path = tmp_path / "state.duckdb"
+    with MixtureStore(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+    with MixtureStore(path):  # reopening applies nothing twice
+        pass
+    with duckdb.connect(str(path)) as connection:
+        versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_later_migration_applies_to_an_existing_file(tmp_path):
+    path = str(tmp_path / "state.duckdb")
+    with MixtureStore(path) as store:
+        store.create(SPEC)
+
+    def add_label(connection: duckdb.DuckDBPyConnection) -> None:
+        connection.execute("ALTER TABLE mixtures ADD COLUMN label VARCHAR")
+
+    with duckdb.connect(path) as connection:
+        assert migrate(connection, [*MIGRATIONS, add_label]) == len(MIGRATIONS) + 1
+        assert connection.execute("SELECT name, label FROM mixtures").fetchall() == [("anneal", None)]
+
+
+def test_a_failed_migration_leaves_the_previous_version(tmp_path):
+    path = str(tmp_path / "state.duckdb")
+    MixtureStore(path).close()
+
+    def broken(connection: duckdb.DuckDBPyConnection) -> None:
+        connection.execute("CREATE TABLE half_done (x INTEGER)")
+        raise RuntimeError("boom")
+
+    with duckdb.connect(path) as connection:
+        with pytest.raises(RuntimeError):
+            migrate(connection, [*MIGRATIONS, broken])
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+        tables = {row[0] for row in connection.execute("SHOW TABLES").fetchall()}
+        assert "half_done" not in tables
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    path = str(tmp_path / "state.duckdb")
+    MixtureStore(path).close()
+    with duckdb.connect(path) as connection:
+        connection.execute("INSERT INTO schema_version VALUES (?)", [len(MIGRATIONS) + 1])
+    with pytest.raises(SchemaTooNewError):
+        MixtureStore(path)
+
+
+def test_versions_are_immutable_and_numbered_per_name(tmp_path):
+    with MixtureStore(tmp_path / "state.duckdb") as store:
+        first = store.create(SPEC)
+        second = store.create(SPEC.model_copy(update={"seed": 7}))
+        other = store.create(SPEC.model_copy(update={"name": "general"}))
+        assert (first["version"], second["version"], other["version"]) == (1, 2, 1)
+        assert store.get("anneal", 1) == first and store.get("anneal") == second
+        assert store.get("anneal", 3) is None and store.get("nope") is None
+        items, total = store.list(limit=10, offset=0)
+        assert total == 2 and [(item["name"], item["version"]) for item in items] == [("anneal", 2), ("general", 1)]
+        versions, count = store.versions("anneal", limit=1, offset=1)
+        assert count == 2 and versions == [second]
+        # The same spec saved twice is two versions with one digest.
+        assert store.create(SPEC)["sha256"] == first["sha256"]
+
+
+def test_names_are_parameters_not_sql(tmp_path):
+    with MixtureStore(tmp_path / "state.duckdb") as store:
+        store.create(SPEC)
+        assert store.get("anneal' OR '1'='1") is None
+        assert store.versions("x'; DROP TABLE mixtures; --")[1] == 0
+        assert store.get("anneal") is not None
+
+
+def test_concurrent_creates_get_distinct_versions(tmp_path):
+    with MixtureStore(tmp_path / "state.duckdb") as store:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            records = list(pool.map(lambda _: store.create(SPEC), range(32)))
+        assert sorted(record["version"] for record in records) == list(range(1, 33))
+        assert store.versions("anneal", limit=100)[1] == 32
