@@ -117,11 +117,11 @@ def rope_llama3(
     low_freq_factor: float = 1.0,
     high_freq_factor: float = 4.0,
 ) -> Frequencies:
-    inv_freq = base_inv_freq(head_dim, base)
-    wavelength = 2 * math.pi / inv_freq
-    band = (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)
-    smooth = band.clamp(0.0, 1.0)  # 1: keep, 0: interpolate by s
-    return (1 - smooth) * inv_freq / factor + smooth * inv_freq, 1.0
+    """Llama 3's smoothing is NTK-by-parts with its band edges named differently: its
+    ``original_context / wavelength`` is the number of turns over the original context."""
+    return rope_ntk_by_parts(
+        head_dim, base, factor, original_context, alpha=low_freq_factor, beta=high_freq_factor
+    )
 
 
 def rope_longrope(
