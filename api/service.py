@@ -5,12 +5,12 @@ training logic lives here, only the wiring of the packages that have it, and the
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 from corpus.catalog import domain_table, format_table
+from corpus.files import write_text_atomic
 from corpus.manifest import Manifest
 from mixer.spec import MixtureSpec, load_mixture
 from pipelines.config import CurateConfig, load_curate_config
@@ -116,12 +116,7 @@ def manifest_summary(manifest: Manifest) -> list[dict]:
 
 
 def write_json(path: str | Path, data: Any) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 __all__ = [

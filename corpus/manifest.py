@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from corpus.files import write_text_atomic
 
 
 class InputRecord(BaseModel):
@@ -83,11 +84,7 @@ def manifest_path(out: str | Path) -> Path:
 def write_manifest(out: str | Path, manifest: Manifest) -> Path:
     """Check the invariant, then write atomically so a reader never sees half a manifest."""
     check_invariant(manifest.counts)
-    path = manifest_path(out)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest.model_dump(), indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(manifest_path(out), json.dumps(manifest.model_dump(), indent=2) + "\n")
 
 
 def read_manifest(out: str | Path) -> Manifest:

@@ -40,6 +40,7 @@ from pydantic import BaseModel
 from tokenizers import Tokenizer
 
 from corpus.catalog import format_table
+from corpus.files import write_text_atomic
 from corpus.manifest import sha256_file
 from mixer.corpora import manifest_sha256
 from mixer.documents import DocumentCache, SourceDocuments
@@ -265,10 +266,6 @@ def prepare_output(output_dir: Path, spec: MixtureSpec) -> None:
             shutil.rmtree(stale)
 
 
-def write_json(path: Path, text: str) -> None:
-    path.write_text(text if text.endswith("\n") else text + "\n")
-
-
 def build_mixture(
     spec: MixtureSpec, output_dir: str, progress: Progress | None = None
 ) -> BuildReport:
@@ -285,7 +282,7 @@ def build_mixture(
 
     out = Path(output_dir)
     prepare_output(out, spec)
-    write_json(out / MIXTURE_FILE, json.dumps(record, indent=2, ensure_ascii=False))
+    write_text_atomic(out / MIXTURE_FILE, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     write_plan(plan, out / PLAN_FILE)
     shutil.copyfile(spec.tokenizer, out / TOKENIZER_FILE)
 
@@ -300,7 +297,7 @@ def build_mixture(
         )
         phases.append(report)
     build = BuildReport(mixture=spec.name, fingerprint=record["fingerprint"], phases=phases)
-    write_json(out / REPORT_FILE, build.model_dump_json(indent=2))
+    write_text_atomic(out / REPORT_FILE, build.model_dump_json(indent=2) + "\n")
     return build
 
 

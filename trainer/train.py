@@ -30,6 +30,7 @@ from typing import IO, Callable
 import torch
 import torch.nn.functional as F
 
+from corpus.files import write_text_atomic
 from mixer.stream import PackedBatch, PhaseInfo, PhaseStream, read_phase_info
 from trainer.model import Decoder, document_starts
 from trainer.rope import rope_frequencies
@@ -181,19 +182,13 @@ def batch_loss(model: Decoder, batch: PackedBatch, info: PhaseInfo, device: torc
 # Files: JSON lines, checkpoints, summary
 
 
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def open_jsonl(path: Path, keep_through_step: int) -> IO[str]:
     """``path`` opened for appending, with any lines after ``keep_through_step`` removed first
     (a resumed run writes them again)."""
     if path.exists():
         lines = [line for line in path.read_text().splitlines() if line]
         kept = [line for line in lines if json.loads(line)["step"] <= keep_through_step]
-        write_atomically(path, "".join(line + "\n" for line in kept))
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
     return path.open("a")
 
 
@@ -226,7 +221,7 @@ def save_checkpoint(
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
-    write_atomically(directory / "latest", path.name + "\n")
+    write_text_atomic(directory / "latest", path.name + "\n")
     if spec.keep_checkpoints is not None:
         for old in sorted(directory.glob("step-*.pt"))[: -spec.keep_checkpoints]:
             old.unlink()
@@ -443,5 +438,5 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
         "device": str(device), "parameters": model.parameter_count(), "total_tokens": total,
         "wall_seconds": round(time.perf_counter() - started, 1),
     })
-    write_atomically(output / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(output / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
