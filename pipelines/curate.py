@@ -86,9 +86,7 @@ def run_curation(config: CurateConfig, progress: Progress = print) -> Manifest:
     mark = time.perf_counter()
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)
-    sink = CurationSink(out, config.shard_rows)
-    for task in tasks:  # an empty file is still an input, with zero documents
-        sink.per_file[(task["source"]["name"], task["path"])] += 0
+    sink = CurationSink(out, config.shard_rows, [(t["source"]["name"], t["path"]) for t in tasks])
     ordered = final.sort(["status", "domain", "id"])
     for batch in ordered.iter_batches(batch_format="pyarrow", batch_size=4096):
         for row in batch.cast(WORK_SCHEMA).to_pylist():

@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from corpus.schema import SHARD_SCHEMA
 from filters.base import Document, DocumentFilter
 from filters.code import CodeRules
 from filters.domain import DomainTagger, LongDocumentTagger
@@ -27,27 +28,11 @@ from pipelines.config import CurateConfig, FilterSettings
 
 KEPT, DROPPED, QUARANTINED = "kept", "dropped", "quarantined"
 
+# Contract 1's columns (nullable here: a quarantined record has no domain or language) with
+# ``scores`` as JSON until the sink, plus where each record came from and what became of it.
 WORK_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("text", pa.string()),
-        ("source", pa.string()),
-        ("domain", pa.string()),
-        ("lang", pa.string()),
-        ("lang_score", pa.float64()),
-        ("quality", pa.float64()),
-        ("scores", pa.string()),  # JSON; becomes map<string,float> in the shard
-        ("tags", pa.list_(pa.string())),
-        ("n_chars", pa.int64()),
-        ("n_tokens", pa.int64()),
-        ("dup_cluster", pa.string()),
-        ("meta", pa.string()),
-        ("status", pa.string()),
-        ("reason", pa.string()),
-        ("file", pa.string()),
-        ("location", pa.string()),
-        ("text_hash", pa.string()),
-    ]
+    [pa.field(f.name, pa.string() if f.name == "scores" else f.type) for f in SHARD_SCHEMA]
+    + [pa.field(name, pa.string()) for name in ("status", "reason", "file", "location", "text_hash")]
 )
 
 

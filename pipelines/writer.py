@@ -65,7 +65,9 @@ def _scores_map(scores_json: str | None) -> list[tuple[str, float]]:
 
 
 class CurationSink:
-    def __init__(self, out: str | Path, shard_rows: int) -> None:
+    def __init__(self, out: str | Path, shard_rows: int, inputs: list[tuple[str, str]]) -> None:
+        """``inputs`` are the (source, file) pairs read: an empty file is still an input, with
+        zero documents, in the manifest."""
         self.out = Path(out)
         for stale in ("shards", "dropped", "quarantine"):
             shutil.rmtree(self.out / stale, ignore_errors=True)
@@ -73,7 +75,7 @@ class CurationSink:
         self._domains: dict[str, _RollingParquet] = {}
         self._dropped = _RollingParquet(self.out / "dropped", DROPPED_SCHEMA, shard_rows)
         self._quarantine = _RollingParquet(self.out / "quarantine", QUARANTINE_SCHEMA, shard_rows)
-        self.per_file: Counter[tuple[str, str]] = Counter()
+        self.per_file: Counter[tuple[str, str]] = Counter(dict.fromkeys(inputs, 0))
         self.dropped: Counter[str] = Counter()
         self.quarantined = 0
         self.domain_totals: dict[str, DomainTotals] = defaultdict(DomainTotals)
