@@ -31,13 +31,19 @@ SHARD_SCHEMA = pa.schema(
 
 SHARD_COLUMNS: tuple[str, ...] = tuple(SHARD_SCHEMA.names)
 
-# Dropped documents keep their text so a user can audit a decision.
+# Dropped documents keep their text so a user can audit a decision, and the stage that
+# dropped them with the document's size then, so a report can draw the funnel.
 DROPPED_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string()),
         pa.field("source", pa.string()),
-        pa.field("reason", pa.string()),
+        pa.field("stage", pa.string()),  # the filter's name, e.g. "gopher_quality"
+        pa.field("reason", pa.string()),  # the filter's reason, e.g. "gopher_short_doc"
+        pa.field("domain", pa.string()),  # null when dropped before domain tagging
+        pa.field("lang", pa.string()),
         pa.field("text", pa.string()),
+        pa.field("n_chars", pa.int64()),
+        pa.field("n_tokens", pa.int64()),  # reference tokens of the text as it was dropped
         pa.field("scores", pa.map_(pa.string(), pa.float64())),
         pa.field("dup_cluster", pa.string()),
         pa.field("meta", pa.string()),

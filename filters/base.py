@@ -45,9 +45,15 @@ KEEP = Verdict(keep=True)
 
 
 class DocumentFilter(ABC):
-    """Keep or drop one document. Subclasses set ``name`` and implement ``check``."""
+    """Keep or drop one document. Subclasses set ``name`` and implement ``check``.
+
+    ``needs`` and ``adds`` name the ``Document`` fields a filter reads and sets (a signal in
+    ``scores`` is named ``scores.<key>``); the stage checks at start-up that every need is met
+    by the input or an earlier filter, so a chain in the wrong order fails before any work."""
 
     name: str = "filter"
+    needs: tuple[str, ...] = ("text",)
+    adds: tuple[str, ...] = ()
 
     def applies_to(self, doc: Document) -> bool:
         """Whether this filter should look at ``doc`` at all (e.g. prose rules skip code)."""
