@@ -54,6 +54,10 @@ class Manifest(BaseModel):
     domains: dict[str, DomainTotals]
     shards: list[ShardRecord]
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    # The pipeline's filter names in the order they run; empty in manifests written before it.
+    stages: list[str] = Field(default_factory=list)
+    # Inputs whose staged results a ``--resume`` run took from the interrupted run.
+    inputs_resumed: int = 0
 
 
 class InvariantError(ValueError):

@@ -16,6 +16,8 @@ _GENERATED = re.compile(
 
 class CodeRules(DocumentFilter):
     name = "code_rules"
+    needs = ('text', 'domain')
+    adds = ('scores',)
 
     def __init__(
         self,

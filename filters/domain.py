@@ -42,6 +42,8 @@ class DomainTagger(DocumentFilter):
     """Sets ``domain`` and the domain-derived tags; never drops."""
 
     name = "domain"
+    needs = ('text', 'kind')
+    adds = ('domain', 'tags', 'scores')
 
     def check(self, doc: Document) -> Verdict:
         if doc.kind in DOMAINS:
@@ -61,6 +63,8 @@ class LongDocumentTagger(DocumentFilter):
     """Tags ``long_doc`` once ``n_tokens`` is known; the threshold is in reference tokens."""
 
     name = "long_doc"
+    needs = ('n_tokens',)
+    adds = ('tags',)
 
     def __init__(self, min_tokens: int = 8192) -> None:
         self.min_tokens = min_tokens

@@ -44,6 +44,8 @@ class LanguageFilter(DocumentFilter):
     minimum confidence (``min_score`` maps domain to threshold; a domain not in it has none)."""
 
     name = "language"
+    needs = ('text', 'domain')
+    adds = ('lang', 'lang_score', 'scores')
 
     def __init__(
         self,

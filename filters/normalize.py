@@ -27,6 +27,8 @@ class Normalizer(DocumentFilter):
     """Rewrites the text in place; drops documents that normalise to nothing."""
 
     name = "normalize"
+    needs = ('text',)
+    adds = ('text',)
 
     def check(self, doc: Document) -> Verdict:
         doc.text = normalize_text(doc.text)

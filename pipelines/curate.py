@@ -1,8 +1,13 @@
-"""``midtrain curate``: contract 2 in, contract 1 out, on Ray Data.
+"""``midtrain curate``: contract 2 in, contract 1 out.
 
-read (one task per file) → per-document stage (normalise, domain, langid, filters, tokens,
-quality) → exact dedup (hash shuffle) → sorted stream into the sink on the driver, which
-writes shards, dropped and quarantine sets and the manifest.
+1. **Stage** (Ray Data, one task per input file; see ``staging``): read, normalise, tag,
+   filter, count tokens and score every record, into ``OUT/.staging/``.
+2. **Finalise** (DuckDB over the staged files; see ``finalize``): duplicate ids, exact
+   dedup across sources, sorted shards, dropped and quarantine sets, counts.
+3. **Record**: ``manifest.json`` (its invariant checked before it is written) and the report.
+
+``resume=True`` keeps the units an interrupted run of the same config staged and stages only
+the rest; the staging area is removed once the manifest is written.
 """
 
 from __future__ import annotations
@@ -18,17 +23,22 @@ from typing import Callable
 from corpus.manifest import Manifest, write_manifest
 from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig
-from pipelines.dedup import exact_dedup
-from pipelines.readers import read_file
+from pipelines.finalize import EXACT_DEDUP_STAGE, finalize
 from pipelines.runtime import ensure_ray
-from pipelines.stages import KEPT, WORK_SCHEMA, process_batch
-from pipelines.writer import CurationSink
+from pipelines.stages import document_stage
+from pipelines.staging import (
+    CurationError,
+    InputUnit,
+    is_staged,
+    plan_units,
+    reset_staging,
+    stage_row,
+    staging_dir,
+)
+
+__all__ = ["CurationError", "config_hash", "run_curation"]
 
 Progress = Callable[[str], None]
-
-
-class CurationError(ValueError):
-    """Bad curation input found before any work starts (e.g. a glob that matches nothing)."""
 
 
 def config_hash(config: CurateConfig) -> str:
@@ -40,73 +50,68 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_tasks(config: CurateConfig) -> list[dict]:
-    tasks = []
-    for source in config.sources:
-        files = source.files()
-        if not files:
-            raise CurationError(f"source {source.name!r}: path {source.path!r} matches no files")
-        tasks.extend({"source": source.model_dump(), "path": path} for path in files)
-    return tasks
-
-
-def run_curation(config: CurateConfig, progress: Progress = print) -> Manifest:
-    """Curate every source of ``config`` into ``config.output``; returns the manifest."""
+def _stage_on_ray(units: list[InputUnit], config: CurateConfig, directory: Path) -> int:
+    """One Ray Data task per input unit; returns the records staged."""
     import ray.data
-    from ray.data.expressions import col
 
-    started, clock = _now(), time.perf_counter()
-    tasks = _read_tasks(config)
-    progress(f"curate: {len(tasks)} files from {len(config.sources)} sources → {config.output}")
     ensure_ray()
-    stage_seconds: dict[str, float] = {}
-
-    raw = ray.data.from_items(tasks, override_num_blocks=len(tasks)).flat_map(read_file)
-    processed = raw.map_batches(
-        process_batch,
-        fn_kwargs={"config_json": config.model_dump_json()},
-        batch_size=config.batch_size,
-        batch_format="pyarrow",
+    staged = ray.data.from_items([unit.model_dump() for unit in units], override_num_blocks=len(units)).map(
+        stage_row,
+        fn_kwargs={"config_json": config.model_dump_json(), "directory": str(directory),
+                   "batch_size": config.batch_size},
+        num_cpus=1,
         concurrency=config.concurrency,
-    ).materialize()
-    stage_seconds["read_and_filter"] = round(time.perf_counter() - clock, 2)
-    progress(f"curate: read and filtered {processed.count()} records "
-             f"in {stage_seconds['read_and_filter']:.1f}s")
+    )
+    return sum(row["records"] for row in staged.take_all())
 
-    final = processed
+
+def run_curation(config: CurateConfig, progress: Progress = print, resume: bool = False) -> Manifest:
+    """Curate every source of ``config`` into ``config.output``; returns the manifest."""
+    started, clock = _now(), time.perf_counter()
+    out = Path(config.output)
+    units = plan_units(config)
+    digest = config_hash(config)
+    directory = staging_dir(out, digest)
+    if not resume:
+        reset_staging(out)
+    # Building the chain here checks its order before any task starts.
+    stages = document_stage(config.model_dump_json()).stage_names()
     if config.exact_dedup:
-        mark = time.perf_counter()
-        kept = processed.filter(expr=col("status") == KEPT)
-        others = processed.filter(expr=col("status") != KEPT)
-        final = exact_dedup(kept, config.shuffle_partitions).union(others)
-        final = final.materialize()
-        stage_seconds["exact_dedup"] = round(time.perf_counter() - mark, 2)
-        progress(f"curate: exact dedup in {stage_seconds['exact_dedup']:.1f}s")
+        stages.append(EXACT_DEDUP_STAGE)
+
+    pending = [unit for unit in units if not (resume and is_staged(directory, unit))]
+    resumed = len(units) - len(pending)
+    progress(f"curate: {len(units)} files from {len(config.sources)} sources → {out}"
+             + (f" ({resumed} already staged, resuming)" if resume else ""))
+    stage_seconds: dict[str, float] = {}
+    if pending:
+        records = _stage_on_ray(pending, config, directory)
+        stage_seconds["stage"] = round(time.perf_counter() - clock, 2)
+        progress(f"curate: staged {records} records from {len(pending)} files "
+                 f"in {stage_seconds['stage']:.1f}s")
 
     mark = time.perf_counter()
-    out = Path(config.output)
-    out.mkdir(parents=True, exist_ok=True)
-    sink = CurationSink(out, config.shard_rows, [(t["source"]["name"], t["path"]) for t in tasks])
-    ordered = final.sort(["status", "domain", "id"])
-    for batch in ordered.iter_batches(batch_format="pyarrow", batch_size=4096):
-        for row in batch.cast(WORK_SCHEMA).to_pylist():
-            sink.add(row)
-    counts, inputs, shards = sink.close()
-    stage_seconds["write"] = round(time.perf_counter() - mark, 2)
+    final = finalize(out, [directory / unit.staged_name() for unit in units], units,
+                     config.shard_rows, config.exact_dedup)
+    stage_seconds["finalize"] = round(time.perf_counter() - mark, 2)
 
     manifest = Manifest(
         run_id=uuid.uuid4().hex[:12],
-        config_hash=config_hash(config),
+        config_hash=digest,
         started_at=started,
         finished_at=_now(),
         tokenizer=TokenCounter(config.tokenizer).reference,
-        inputs=inputs,
-        counts=counts,
-        domains={domain: totals for domain, totals in sorted(sink.domain_totals.items())},
-        shards=shards,
+        inputs=final.inputs,
+        counts=final.counts,
+        domains=final.domains,
+        shards=final.shards,
         stage_seconds=stage_seconds,
+        stages=stages,
+        inputs_resumed=resumed,
     )
     write_manifest(out, manifest)
+    reset_staging(out)
+    counts = final.counts
     progress(
         f"curate: {counts.input} in, {counts.kept} kept, {sum(counts.dropped.values())} dropped, "
         f"{counts.quarantined} quarantined in {time.perf_counter() - clock:.1f}s"

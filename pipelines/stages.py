@@ -1,15 +1,15 @@
-"""The per-document stage that Ray Data distributes: it runs the filter chain from
-``filters/`` over a batch of raw records and returns one work row per record, kept, dropped
-(with its reason) or quarantined (with its error).
+"""The per-document stage that Ray distributes: it runs the filter chain from ``filters/``
+over a batch of raw records and returns one staged row per record: kept, dropped (with the
+stage and reason) or quarantined (with its error).
 
-Columns needed: ``readers.RAW_COLUMNS``. Columns added: ``WORK_SCHEMA`` (contract 1's shard
-columns plus ``status``, ``reason``, ``file``, ``location`` and ``text_hash``).
+Columns needed: ``readers.RAW_COLUMNS`` plus ``ordinal`` (the record's position in its
+input). Columns added: ``STAGED_SCHEMA`` (contract 1's shard columns plus ``status``,
+``stage``, ``reason``, ``file``, ``location``, ``ordinal`` and ``text_hash``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from typing import Any
 
@@ -27,13 +27,46 @@ from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig, FilterSettings
 
 KEPT, DROPPED, QUARANTINED = "kept", "dropped", "quarantined"
+TOKENS_STAGE = "tokens"  # not a filter: where n_tokens becomes known between the two chains
 
-# Contract 1's columns (nullable here: a quarantined record has no domain or language) with
-# ``scores`` as JSON until the sink, plus where each record came from and what became of it.
-WORK_SCHEMA = pa.schema(
-    [pa.field(f.name, pa.string() if f.name == "scores" else f.type) for f in SHARD_SCHEMA]
-    + [pa.field(name, pa.string()) for name in ("status", "reason", "file", "location", "text_hash")]
+# Contract 1's columns (nullable here: a quarantined record has no domain or language), plus
+# where each record came from and what became of it.
+STAGED_SCHEMA = pa.schema(
+    [pa.field(f.name, f.type) for f in SHARD_SCHEMA]
+    + [pa.field(name, pa.string()) for name in ("status", "stage", "reason", "file", "location")]
+    + [pa.field("ordinal", pa.int64()), pa.field("text_hash", pa.string())]
 )
+
+# What a Document carries before any filter has run.
+_INPUT_FIELDS = frozenset({"id", "text", "source", "kind"})
+
+
+class ChainError(ValueError):
+    """A filter chain whose order cannot work: some filter needs a field nothing set."""
+
+
+def check_chain(chains: list[list[DocumentFilter]], provided: frozenset[str] = _INPUT_FIELDS) -> None:
+    """Fail at start-up, not mid-run, when a filter needs a field no earlier step adds.
+    ``chains`` run one after the other, with ``n_tokens`` set between consecutive chains."""
+    available = set(provided)
+    for number, chain in enumerate(chains):
+        if number:
+            available.add("n_tokens")
+        for step in chain:
+            missing = sorted(set(step.needs) - available)
+            if missing:
+                raise ChainError(f"filter {step.name!r} needs {missing}, which no earlier stage adds")
+            available.update(step.adds)
+
+
+def stage_names(chains: list[list[DocumentFilter]]) -> list[str]:
+    """The chain's step names in the order they run, with the token count between the chains."""
+    names: list[str] = []
+    for number, chain in enumerate(chains):
+        if number:
+            names.append(TOKENS_STAGE)
+        names.extend(step.name for step in chain)
+    return names
 
 
 def document_id(record: dict[str, Any]) -> str:
@@ -67,38 +100,51 @@ def build_chain(
     return before, after
 
 
-def _run(chain: list[DocumentFilter], doc: Document) -> str | None:
-    """Run filters in order; the first drop's reason, or None when every filter keeps."""
+class FilterFailure(Exception):
+    """A filter raised on one document: that document is quarantined, the run goes on."""
+
+    def __init__(self, stage: str, error: Exception) -> None:
+        super().__init__(f"filter {stage!r} failed: {type(error).__name__}: {error}")
+        self.stage = stage
+
+
+def _run(chain: list[DocumentFilter], doc: Document) -> tuple[str, str] | None:
+    """Run filters in order: the first drop's (stage, reason), or None when every filter keeps."""
     for step in chain:
-        if step.applies_to(doc):
-            verdict = step.check(doc)
-            if not verdict.keep:
-                return verdict.reason or step.name
+        try:
+            verdict = step.check(doc) if step.applies_to(doc) else None
+        except Exception as error:  # one document's failure must not cost the rest of the run
+            raise FilterFailure(step.name, error) from error
+        if verdict is not None and not verdict.keep:
+            return step.name, verdict.reason or step.name
     return None
 
 
-def _row(record: dict[str, Any], doc: Document | None, status: str, reason: str | None) -> dict:
-    row = dict.fromkeys(WORK_SCHEMA.names)
+def _row(record: dict[str, Any], doc: Document | None, status: str,
+         stage: str | None, reason: str | None) -> dict:
+    row = dict.fromkeys(STAGED_SCHEMA.names)
     row.update(
         source=record["source"],
         file=record["file"],
         location=record["location"],
+        ordinal=record["ordinal"],
         status=status,
+        stage=stage,
         reason=reason,
         meta=record["meta"] or "{}",
         tags=[],
+        scores=[],
         # A quarantined record has no text; keep the first bytes of what was read instead.
-        text=(record["raw"] if status == QUARANTINED else record["text"]) if doc is None else doc.text,
+        text=(record["raw"] if record["raw"] is not None else record["text"]) if doc is None else doc.text,
         id=document_id(record) if doc is None else doc.id,
     )
     if doc is not None:
         row.update(
-            id=doc.id,
-            domain=doc.domain,
-            lang=doc.lang,
+            domain=doc.domain or None,
+            lang=doc.lang or None,
             lang_score=doc.lang_score,
             quality=doc.quality,
-            scores=json.dumps(doc.scores, sort_keys=True),
+            scores=sorted(doc.scores.items()),
             tags=sorted(doc.tags),
             n_chars=len(doc.text),
             n_tokens=doc.n_tokens,
@@ -108,24 +154,36 @@ def _row(record: dict[str, Any], doc: Document | None, status: str, reason: str 
 
 
 class DocumentStage:
-    """The filter chain with its models loaded; ``process_batch`` keeps one per worker."""
+    """The filter chains with their models loaded; ``stage_records`` keeps one per process.
+
+    Every parsed document gets a token count, dropped ones included (of the text as it was
+    when dropped), so the report's funnel can show tokens as well as documents per stage."""
 
     def __init__(self, config_json: str) -> None:
         config = CurateConfig.model_validate_json(config_json)
         identifier = LanguageIdentifier(config.language.model)
-        # One chain per source, since a source may override the run's filter settings.
+        # One pair of chains per source, since a source may override the run's filters.
         self.chains = {
             source.name: build_chain(config, config.filters_for(source.name), identifier)
             for source in config.sources
         }
+        for chains in self.chains.values():
+            check_chain(list(chains))
         self.counter = TokenCounter(config.tokenizer)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        rows: list[dict | None] = []
-        survivors: list[tuple[int, dict, Document]] = []
-        for record in batch.to_pylist():
+    def stage_names(self) -> list[str]:
+        """Every source's steps in run order (sources that override filters add theirs)."""
+        names: list[str] = []
+        for chains in self.chains.values():
+            names.extend(name for name in stage_names(list(chains)) if name not in names)
+        return names
+
+    def __call__(self, records: list[dict[str, Any]]) -> pa.Table:
+        rows: list[dict | None] = [None] * len(records)
+        docs: list[tuple[int, dict, Document, tuple[str, str] | None]] = []
+        for index, record in enumerate(records):
             if record["error"] is not None:
-                rows.append(_row(record, None, QUARANTINED, f"{record['error']}"))
+                rows[index] = _row(record, None, QUARANTINED, "read", record["error"])
                 continue
             doc = Document(
                 id=document_id(record),
@@ -133,28 +191,26 @@ class DocumentStage:
                 source=record["source"],
                 kind=record["kind"],
             )
-            reason = _run(self.chains[doc.source][0], doc)
-            if reason is not None:
-                rows.append(_row(record, doc, DROPPED, reason))
-            else:
-                survivors.append((len(rows), record, doc))
-                rows.append(None)
+            try:
+                docs.append((index, record, doc, _run(self.chains[doc.source][0], doc)))
+            except FilterFailure as failure:
+                rows[index] = _row(record, None, QUARANTINED, failure.stage, str(failure))
         # Token counting is batched: tokenizers' encode_batch runs in Rust threads.
-        counts = self.counter.count([doc.text for _, _, doc in survivors])
-        for (index, record, doc), n_tokens in zip(survivors, counts):
+        for (index, record, doc, drop), n_tokens in zip(docs, self.counter.count([d.text for _, _, d, _ in docs])):
             doc.n_tokens = n_tokens
-            reason = _run(self.chains[doc.source][1], doc)
-            rows[index] = _row(record, doc, KEPT if reason is None else DROPPED, reason)
-        return pa.Table.from_pylist(rows, schema=WORK_SCHEMA)
+            try:
+                if drop is None:
+                    drop = _run(self.chains[doc.source][1], doc)
+            except FilterFailure as failure:
+                rows[index] = _row(record, None, QUARANTINED, failure.stage, str(failure))
+                continue
+            stage, reason = drop if drop is not None else (None, None)
+            rows[index] = _row(record, doc, KEPT if drop is None else DROPPED, stage, reason)
+        return pa.Table.from_pylist(rows, schema=STAGED_SCHEMA)
 
 
 @lru_cache(maxsize=2)
-def _stage(config_json: str) -> DocumentStage:
+def document_stage(config_json: str) -> DocumentStage:
+    """One stage per worker process and config: Ray reuses worker processes across tasks, so
+    the fastText models and tokenizer load once per process, not once per input."""
     return DocumentStage(config_json)
-
-
-def process_batch(batch: pa.Table, config_json: str) -> pa.Table:
-    """``map_batches`` entry. A plain task, not an actor pool: Ray reuses worker processes, so
-    the models still load once per process, and reads and filters share the CPUs without an
-    actor pool holding every CPU while the read tasks that feed it wait."""
-    return _stage(config_json)(batch)

@@ -16,7 +16,12 @@ from corpus.catalog import domain_table
 from corpus.manifest import check_invariant, read_manifest, sha256_file
 from corpus.schema import SHARD_SCHEMA
 from pipelines.config import CurateConfig
-from pipelines.curate import CurationError, run_curation
+from filters.base import KEEP, DocumentFilter
+from filters.domain import LongDocumentTagger
+from filters.normalize import Normalizer
+from pipelines.curate import CurationError, config_hash, run_curation
+from pipelines.stages import ChainError, DocumentStage, check_chain
+from pipelines.staging import is_staged, plan_units, stage_unit, staging_dir
 
 SUBJECTS = ["The council", "A teacher", "The old farmer", "Our neighbour", "The museum", "A student"]
 VERBS = ["explained", "argued", "noticed", "remembered", "wrote", "suggested"]
@@ -158,3 +163,70 @@ def test_glob_matching_nothing_is_a_clear_error(ray_runtime, tmp_path):
     )
     with pytest.raises(CurationError, match="source 'x'.*matches no files"):
         run_curation(config, progress=lambda line: None)
+
+
+def test_dropped_rows_name_their_stage_and_size(curated):
+    dropped = {row["id"]: row for row in pq.read_table(curated["out"] / "dropped").to_pylist()}
+    french = dropped["web/w-fr"]
+    assert (french["stage"], french["domain"], french["lang"]) == ("language", "web", "fr")
+    assert french["n_tokens"] > 10 and french["n_chars"] == len(french["text"])
+    assert dropped["web/w3"]["stage"] == "exact_dedup"
+    stages = curated["manifest"].stages
+    assert stages[:3] == ["normalize", "domain", "language"] and stages[-1] == "exact_dedup"
+    assert {row["stage"] for row in dropped.values()} <= set(stages)
+
+
+def test_resume_stages_only_what_is_missing(curated, tmp_path):
+    config = curated["config"].model_copy(update={"output": str(tmp_path / "resumed")})
+    units = plan_units(config)
+    directory = staging_dir(config.output, config_hash(config))
+    # What an interrupted run leaves: one input staged whole, another cut off mid-write.
+    stage_unit(units[0], config.model_dump_json(), directory, config.batch_size)
+    (directory / f"{units[1].staged_name()}.4242.partial").write_bytes(b"PAR1 torn")
+    lines: list[str] = []
+    manifest = run_curation(config, progress=lines.append, resume=True)
+    assert manifest.inputs_resumed == 1
+    assert any(f"staged" in line and f"from {len(units) - 1} files" in line for line in lines)
+    assert manifest.counts == curated["manifest"].counts
+    assert [(s.path, s.sha256) for s in manifest.shards] == [
+        (s.path, s.sha256) for s in curated["manifest"].shards
+    ]
+    assert not (Path(config.output) / ".staging").exists()
+
+
+def test_a_changed_input_is_staged_again(corpus, tmp_path):
+    config = corpus["config"].model_copy(update={"output": str(tmp_path / "changed")})
+    unit = plan_units(config)[-1]
+    directory = staging_dir(config.output, config_hash(config))
+    stage_unit(unit, config.model_dump_json(), directory, config.batch_size)
+    assert is_staged(directory, unit)
+    moved = unit.model_copy(update={"mtime_ns": unit.mtime_ns + 1})
+    assert not is_staged(directory, moved)
+
+
+def test_a_filter_that_raises_quarantines_one_document(corpus):
+    class Exploding(DocumentFilter):
+        name = "exploding"
+
+        def check(self, doc):
+            if "boom" in doc.text:
+                raise RuntimeError("cannot parse this one")
+            return KEEP
+
+    stage = DocumentStage(corpus["config"].model_dump_json())
+    stage.chains["web"][0].append(Exploding())
+    records = [
+        {"source": "web", "kind": "web", "file": "f.jsonl", "location": f"line {n}", "ordinal": n,
+         "input_id": str(n), "text": text, "meta": "{}", "error": None, "raw": None}
+        for n, text in enumerate(["boom " + prose(random.Random(1)), prose(random.Random(2))])
+    ]
+    rows = stage(records).to_pylist()
+    assert rows[0]["status"] == "quarantined" and rows[0]["stage"] == "exploding"
+    assert rows[0]["reason"] == "filter 'exploding' failed: RuntimeError: cannot parse this one"
+    assert rows[1]["status"] in ("kept", "dropped")
+
+
+def test_a_chain_in_the_wrong_order_fails_before_any_work():
+    check_chain([[Normalizer()], [LongDocumentTagger()]])
+    with pytest.raises(ChainError, match="'long_doc' needs \\['n_tokens'\\]"):
+        check_chain([[Normalizer(), LongDocumentTagger()]])

@@ -1,0 +1,223 @@
+"""The whole-corpus half of a curation run, in DuckDB over the staged Parquet files.
+
+1. **Decisions.** A kept document whose id an earlier record (in input order) already holds
+   is quarantined: contract 1 promises unique ids. Among the remaining kept documents, exact
+   duplicates (same normalised text) keep the smallest id, so the choice does not depend on
+   read order, and the others are dropped as ``exact_duplicate`` at stage ``exact_dedup``;
+   every member of such a group carries the group's ``dup_cluster``.
+2. **Outputs.** Kept rows are written sorted by (domain, id) into per-domain shards, dropped
+   and quarantined rows sorted by input order, each in fixed-size row groups, so the same
+   staged rows always give byte-identical files whatever the run's parallelism was.
+
+DuckDB does this out of core: only the narrow (index, ordinal, id, hash) columns are windowed,
+and rows are streamed to the writers in record batches, so no process holds the corpus.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from corpus.manifest import Counts, DomainTotals, InputRecord, ShardRecord, sha256_file
+from corpus.schema import DROPPED_SCHEMA, PARQUET_COMPRESSION, QUARANTINE_SCHEMA, SHARD_SCHEMA, shards_dir
+from pipelines.staging import InputUnit
+from pipelines.stages import DROPPED, KEPT, QUARANTINED
+
+EXACT_DEDUP_STAGE, EXACT_DUPLICATE = "exact_dedup", "exact_duplicate"
+DUPLICATE_ID = "duplicate id"
+OUTPUT_DIRS = ("shards", "dropped", "quarantine")
+_ROW_GROUP = 4096
+_FETCH_ROWS = 4096
+
+
+class ParquetRoller:
+    """Writes ``part-00000.parquet``, ``-00001``, ... of at most ``max_rows`` rows each, in row
+    groups of a fixed size, each file under a temporary name until it is complete."""
+
+    def __init__(self, directory: Path, schema: pa.Schema, max_rows: int) -> None:
+        self.directory, self.schema, self.max_rows = directory, schema, max_rows
+        self.finished: list[tuple[Path, int]] = []
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._rows_in_file = 0
+
+    def write(self, table: pa.Table) -> None:
+        table = table.select(self.schema.names).cast(self.schema)
+        while table.num_rows:
+            room = min(self.max_rows - self._rows_in_file - self._buffered, _ROW_GROUP - self._buffered)
+            self._buffer.append(table.slice(0, room))
+            self._buffered += min(room, table.num_rows)
+            table = table.slice(room)
+            if self._buffered == _ROW_GROUP or self._rows_in_file + self._buffered == self.max_rows:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffered:
+            return
+        if self._writer is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self._path().with_suffix(".parquet.tmp"), self.schema,
+                                            compression=PARQUET_COMPRESSION)
+        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=_ROW_GROUP)
+        self._rows_in_file += self._buffered
+        self._buffer, self._buffered = [], 0
+        if self._rows_in_file == self.max_rows:
+            self._close_file()
+
+    def _path(self) -> Path:
+        return self.directory / f"part-{len(self.finished):05d}.parquet"
+
+    def _close_file(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        final = self._path()
+        os.replace(final.with_suffix(".parquet.tmp"), final)
+        self.finished.append((final, self._rows_in_file))
+        self._writer, self._rows_in_file = None, 0
+
+    def close(self) -> list[tuple[Path, int]]:
+        self._flush()
+        self._close_file()
+        return self.finished
+
+
+@dataclass
+class FinalCounts:
+    counts: Counts
+    inputs: list[InputRecord]
+    shards: list[ShardRecord]
+    domains: dict[str, DomainTotals] = field(default_factory=dict)
+
+
+def _decisions_sql(exact_dedup: bool) -> str:
+    """Per (input_index, ordinal) of a kept row: its final status, stage, reason and cluster."""
+    survivor = "min(id) OVER (PARTITION BY text_hash)" if exact_dedup else "id"
+    copies = "count(*) OVER (PARTITION BY text_hash)" if exact_dedup else "1"
+    return f"""
+    CREATE TEMP TABLE decision AS
+    WITH kept AS (
+        SELECT input_index, ordinal, id, text_hash,
+               row_number() OVER w AS id_rank,
+               first_value(file || ':' || location) OVER w AS first_at
+        FROM staged WHERE status = '{KEPT}'
+        WINDOW w AS (PARTITION BY id ORDER BY input_index, ordinal)
+    ), unique_ids AS (
+        SELECT input_index, ordinal, id, text_hash, {survivor} AS survivor, {copies} AS copies
+        FROM kept WHERE id_rank = 1
+    )
+    SELECT input_index, ordinal, '{QUARANTINED}' AS status, 'ids' AS stage,
+           '{DUPLICATE_ID} ' || id || ' (first at ' || first_at || ')' AS reason,
+           NULL AS dup_cluster
+    FROM kept WHERE id_rank > 1
+    UNION ALL
+    SELECT input_index, ordinal,
+           CASE WHEN id = survivor THEN '{KEPT}' ELSE '{DROPPED}' END,
+           CASE WHEN id = survivor THEN NULL ELSE '{EXACT_DEDUP_STAGE}' END,
+           CASE WHEN id = survivor THEN NULL ELSE '{EXACT_DUPLICATE}' END,
+           CASE WHEN copies > 1 THEN 'exact-' || left(text_hash, 16) END
+    FROM unique_ids
+    """
+
+
+_FINAL_VIEW = """
+    CREATE TEMP VIEW final AS
+    SELECT s.* EXCLUDE (status, stage, reason, dup_cluster),
+           coalesce(d.status, s.status) AS status,
+           CASE WHEN d.status IS NULL THEN s.stage ELSE d.stage END AS stage,
+           CASE WHEN d.status IS NULL THEN s.reason ELSE d.reason END AS reason,
+           d.dup_cluster AS dup_cluster
+    FROM staged s LEFT JOIN decision d USING (input_index, ordinal)
+"""
+
+
+def _stream(con: duckdb.DuckDBPyConnection, sql: str):
+    reader = con.sql(sql).to_arrow_reader(_FETCH_ROWS)
+    for batch in reader:
+        yield pa.Table.from_batches([batch])
+
+
+def _write_shards(con: duckdb.DuckDBPyConnection, out: Path, shard_rows: int) -> list[ShardRecord]:
+    rollers: dict[str, ParquetRoller] = {}
+    columns = ", ".join(SHARD_SCHEMA.names)
+    for table in _stream(con, f"SELECT {columns} FROM final WHERE status = '{KEPT}' ORDER BY domain, id"):
+        domains = table.column("domain").to_pylist()
+        start = 0
+        for end in range(1, len(domains) + 1):  # rows arrive grouped by domain
+            if end == len(domains) or domains[end] != domains[start]:
+                domain = domains[start]
+                if domain not in rollers:
+                    rollers[domain] = ParquetRoller(shards_dir(out) / f"domain={domain}", SHARD_SCHEMA, shard_rows)
+                rollers[domain].write(table.slice(start, end - start))
+                start = end
+    shards = []
+    for domain, roller in sorted(rollers.items()):
+        for path, rows in roller.close():
+            shards.append(ShardRecord(path=str(path.relative_to(out)), domain=domain, rows=rows,
+                                      bytes=path.stat().st_size, sha256=sha256_file(path)))
+    return shards
+
+
+def _write_sorted(con: duckdb.DuckDBPyConnection, sql: str, directory: Path, schema: pa.Schema,
+                  rows: int) -> None:
+    roller = ParquetRoller(directory, schema, rows)
+    for table in _stream(con, sql):
+        roller.write(table)
+    roller.close()
+
+
+def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: int,
+             exact_dedup: bool) -> FinalCounts:
+    """Decide duplicates, write shards, dropped and quarantine sets, and count everything."""
+    for name in OUTPUT_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+    spill = out / ".staging" / "duckdb"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute("SET temp_directory = ?", [str(spill)])
+        con.execute("SET preserve_insertion_order = true")
+        con.read_parquet([str(path) for path in staged]).create_view("staged")
+        con.execute(_decisions_sql(exact_dedup))
+        con.execute(_FINAL_VIEW)
+
+        shards = _write_shards(con, out, shard_rows)
+        _write_sorted(con, f"""SELECT {', '.join(DROPPED_SCHEMA.names)} FROM final
+                       WHERE status = '{DROPPED}' ORDER BY input_index, ordinal""",
+                      out / "dropped", DROPPED_SCHEMA, shard_rows)
+        _write_sorted(con, f"""SELECT source, file, location, reason AS error, left(text, 200) AS raw
+                       FROM final WHERE status = '{QUARANTINED}' ORDER BY input_index, ordinal""",
+                      out / "quarantine", QUARANTINE_SCHEMA, shard_rows)
+
+        per_input = dict(con.execute("SELECT input_index, count(*) FROM staged GROUP BY ALL").fetchall())
+        dropped = dict(con.execute(
+            f"SELECT reason, count(*) FROM final WHERE status = '{DROPPED}' GROUP BY ALL ORDER BY reason"
+        ).fetchall())
+        quarantined = con.execute(f"SELECT count(*) FROM final WHERE status = '{QUARANTINED}'").fetchone()[0]
+        domains: dict[str, DomainTotals] = defaultdict(DomainTotals)
+        for domain, documents, chars, tokens in con.execute(
+            f"""SELECT domain, count(*), sum(n_chars), sum(n_tokens) FROM final
+                WHERE status = '{KEPT}' GROUP BY ALL ORDER BY domain"""
+        ).fetchall():
+            domains[domain] = DomainTotals(documents=documents, chars=int(chars), tokens=int(tokens))
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+    inputs = [InputRecord(source=unit.source, path=unit.path, documents=per_input.get(unit.index, 0))
+              for unit in units]
+    counts = Counts(
+        input=sum(record.documents for record in inputs),
+        kept=sum(totals.documents for totals in domains.values()),
+        dropped=dropped,
+        quarantined=quarantined,
+    )
+    return FinalCounts(counts=counts, inputs=inputs, shards=shards, domains=dict(domains))

@@ -1,0 +1,138 @@
+"""The distributed half of a curation run: each input file becomes one work unit that a Ray
+task reads, filters and writes to ``OUT/.staging/<config>/`` as one Parquet file of staged rows.
+
+A unit is all or nothing: its file appears under its final name only when every record of
+the input is in it, so ``--resume`` after an interruption can trust what it finds and stage
+only the rest. A staged file records the input's size and modification time; an input that
+changed since is staged again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from corpus.schema import PARQUET_COMPRESSION
+from pipelines.config import CurateConfig
+from pipelines.readers import READERS
+from pipelines.stages import STAGED_SCHEMA, document_stage
+
+STAGING = ".staging"
+_FINGERPRINT_KEY = b"midtrain.input"
+_WRITE_ROWS = 8192  # staged rows buffered before a Parquet row group is written
+
+
+class InputUnit(BaseModel):
+    """One input file of one source; ``index`` orders every record of a run (see finalize)."""
+
+    index: int
+    source: str
+    path: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        return {"source": self.source, "path": self.path, "size": self.size, "mtime_ns": self.mtime_ns}
+
+    def staged_name(self) -> str:
+        key = hashlib.sha1(f"{self.source}\0{self.path}".encode()).hexdigest()[:12]
+        return f"input-{self.index:06d}-{key}.parquet"
+
+
+class CurationError(ValueError):
+    """Bad curation input found before any work starts (e.g. a glob that matches nothing)."""
+
+
+def plan_units(config: CurateConfig) -> list[InputUnit]:
+    units: list[InputUnit] = []
+    for source in config.sources:
+        files = source.files()
+        if not files:
+            raise CurationError(f"source {source.name!r}: path {source.path!r} matches no files")
+        for path in files:
+            stat = os.stat(path)
+            units.append(InputUnit(index=len(units), source=source.name, path=path,
+                                   size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+    return units
+
+
+def staging_dir(out: str | Path, config_hash: str) -> Path:
+    return Path(out) / STAGING / config_hash[:16]
+
+
+def reset_staging(out: str | Path) -> None:
+    shutil.rmtree(Path(out) / STAGING, ignore_errors=True)
+
+
+def is_staged(directory: Path, unit: InputUnit) -> bool:
+    """Whether ``unit`` was staged completely from the same, unchanged input."""
+    path = directory / unit.staged_name()
+    if not path.exists():
+        return False
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return False  # a damaged file is staged again, not trusted
+    return json.loads(metadata.get(_FINGERPRINT_KEY, b"null")) == unit.fingerprint
+
+
+@lru_cache(maxsize=2)
+def _sources(config_json: str) -> dict[str, dict[str, Any]]:
+    config = CurateConfig.model_validate_json(config_json)
+    return {source.name: source.model_dump() for source in config.sources}
+
+
+def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for ordinal, record in enumerate(records):
+        record["ordinal"] = ordinal
+        batch.append(record)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: int) -> int:
+    """Read, filter and stage every record of one input; returns the number of records.
+    Memory is bounded by one batch plus one row group, whatever the input's size."""
+    stage = document_stage(config_json)
+    source = _sources(config_json)[unit.source]
+    schema = STAGED_SCHEMA.append(pa.field("input_index", pa.int32())).with_metadata(
+        {_FINGERPRINT_KEY: json.dumps(unit.fingerprint).encode()}
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / unit.staged_name()
+    partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
+    rows, pending = 0, []
+    with pq.ParquetWriter(partial, schema, compression=PARQUET_COMPRESSION) as writer:
+        for batch in _batches(READERS[source["format"]](source, unit.path), batch_size):
+            table = stage(batch)
+            pending.append(table.append_column(
+                "input_index", pa.array([unit.index] * table.num_rows, pa.int32())
+            ))
+            rows += table.num_rows
+            if sum(t.num_rows for t in pending) >= _WRITE_ROWS:
+                writer.write_table(pa.concat_tables(pending))
+                pending = []
+        if pending:
+            writer.write_table(pa.concat_tables(pending))
+    os.replace(partial, final)
+    return rows
+
+
+def stage_row(row: dict[str, Any], config_json: str, directory: str, batch_size: int) -> dict[str, Any]:
+    """Ray Data ``map`` entry: one row in = one input unit; out = what was staged."""
+    unit = InputUnit.model_validate(row)
+    return {"index": unit.index, "records": stage_unit(unit, config_json, Path(directory), batch_size)}
