@@ -4,9 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
+import glob as globbing
+from collections.abc import Sequence
 
-from corpus.schema import shard_glob, shards_dir
+import duckdb
+import pyarrow as pa
+
+from corpus.schema import SHARD_SCHEMA, shard_glob, shards_dir
+
+# The quality quantiles the catalog table shows; the report asks for more.
+CATALOG_QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)
+
+
+def create_view(connection: duckdb.DuckDBPyConnection, name: str, files: str, schema: pa.Schema) -> None:
+    """A view ``name`` over the Parquet files matching the glob ``files``; when none match, an
+    empty table of ``schema``, so a query over a stage that wrote nothing counts zero."""
+    if not globbing.glob(files):
+        connection.register(name, schema.empty_table())
+        return
+    # The path is ours (derived from OUT), not request data, and DuckDB cannot bind a
+    # parameter in a view definition; quote it as a SQL string literal.
+    quoted = files.replace("'", "''")
+    connection.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{quoted}', union_by_name = true)")
 
 
 def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
@@ -14,30 +33,49 @@ def connect(out: str | Path) -> duckdb.DuckDBPyConnection:
     if not any(shards_dir(out).glob("domain=*/*.parquet")):
         raise FileNotFoundError(f"{shards_dir(out)}: no shards; is this a finished curation output?")
     connection = duckdb.connect()
-    # The path is ours (derived from OUT), not request data, and DuckDB cannot bind a
-    # parameter in a view definition; quote it as a SQL string literal.
-    glob = shard_glob(out).replace("'", "''")
-    connection.execute(f"CREATE VIEW docs AS SELECT * FROM read_parquet('{glob}', union_by_name = true)")
+    create_view(connection, "docs", shard_glob(out), SHARD_SCHEMA)
     return connection
 
 
-def domain_table(out: str | Path) -> list[dict]:
-    """Per-domain documents, characters, tokens, mean quality and long-document count."""
-    connection = connect(out)
+def quantile_label(q: float) -> str:
+    """``0.1`` → ``quality_p10``."""
+    return f"quality_p{round(q * 100)}"
+
+
+def domain_rows(
+    connection: duckdb.DuckDBPyConnection, quantiles: Sequence[float] = CATALOG_QUANTILES
+) -> list[dict]:
+    """Per-domain documents, tokens, characters, quality quantiles and mean, long documents and
+    sources, over the ``docs`` view of ``connection``. Quantiles interpolate linearly between
+    order statistics (DuckDB's ``quantile_cont``, the same as numpy's default)."""
     rows = connection.execute(
         """
         SELECT domain,
                count(*) AS documents,
-               sum(n_chars) AS chars,
-               sum(n_tokens) AS tokens,
-               round(avg(quality), 3) AS mean_quality,
+               coalesce(sum(n_tokens), 0) AS tokens,
+               coalesce(sum(n_chars), 0) AS chars,
+               quantile_cont(quality, ?) AS quantiles,
+               avg(quality) AS quality_mean,
                count(*) FILTER (WHERE list_contains(tags, 'long_doc')) AS long_docs,
                count(DISTINCT source) AS sources
         FROM docs GROUP BY domain ORDER BY domain
-        """
+        """,
+        [list(quantiles)],
     ).fetchall()
-    names = ["domain", "documents", "chars", "tokens", "mean_quality", "long_docs", "sources"]
-    return [dict(zip(names, row)) for row in rows]
+    return [_domain_row(row, quantiles) for row in rows]
+
+
+def _domain_row(row: tuple, quantiles: Sequence[float]) -> dict:
+    domain, documents, tokens, chars, values, mean, long_docs, sources = row
+    record = {"domain": domain, "documents": documents, "tokens": int(tokens), "chars": int(chars)}
+    record.update({quantile_label(q): value for q, value in zip(quantiles, values)})
+    record.update({"quality_mean": mean, "long_docs": long_docs, "sources": sources})
+    return record
+
+
+def domain_table(out: str | Path, quantiles: Sequence[float] = CATALOG_QUANTILES) -> list[dict]:
+    """The catalog of ``out``: one row per domain, as :func:`domain_rows` describes."""
+    return domain_rows(connect(out), quantiles)
 
 
 def format_table(rows: list[dict], columns: list[str] | None = None) -> str:

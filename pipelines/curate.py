@@ -4,7 +4,8 @@
    filter, count tokens and score every record, into ``OUT/.staging/``.
 2. **Finalise** (DuckDB over the staged files; see ``finalize``): duplicate ids, exact
    dedup across sources, sorted shards, dropped and quarantine sets, counts.
-3. **Record**: ``manifest.json`` (its invariant checked before it is written) and the report.
+3. **Record**: ``manifest.json`` (its invariant checked before it is written), then
+   ``OUT/report/`` (funnel, quality histograms, ``stats.json``; see ``report``).
 
 ``resume=True`` keeps the units an interrupted run of the same config staged and stages only
 the rest; the staging area is removed once the manifest is written.
@@ -24,6 +25,7 @@ from corpus.manifest import Manifest, write_manifest
 from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig
 from pipelines.finalize import EXACT_DEDUP_STAGE, finalize
+from pipelines.report import write_report
 from pipelines.runtime import ensure_ray
 from pipelines.stages import document_stage
 from pipelines.staging import (
@@ -110,6 +112,7 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         inputs_resumed=resumed,
     )
     write_manifest(out, manifest)
+    write_report(out, manifest)
     reset_staging(out)
     counts = final.counts
     progress(

@@ -32,7 +32,7 @@ from pipelines.stages import DROPPED, KEPT, QUARANTINED
 
 EXACT_DEDUP_STAGE, EXACT_DUPLICATE = "exact_dedup", "exact_duplicate"
 DUPLICATE_ID = "duplicate id"
-OUTPUT_DIRS = ("shards", "dropped", "quarantine")
+OUTPUT_DIRS = ("shards", "dropped", "quarantine", "report")  # a rerun replaces them all
 _ROW_GROUP = 4096
 _FETCH_ROWS = 4096
 
