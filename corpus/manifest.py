@@ -56,7 +56,7 @@ class Manifest(BaseModel):
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     # The pipeline's filter names in the order they run; empty in manifests written before it.
     stages: list[str] = Field(default_factory=list)
-    # Inputs whose staged results a ``--resume`` run took from the interrupted run.
+    # Input files whose staged results a ``--resume`` run took from the interrupted run.
     inputs_resumed: int = 0
 
 

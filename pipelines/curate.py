@@ -82,14 +82,15 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         stages.append(EXACT_DEDUP_STAGE)
 
     pending = [unit for unit in units if not (resume and is_staged(directory, unit))]
-    resumed = len(units) - len(pending)
-    progress(f"curate: {len(units)} files from {len(config.sources)} sources → {out}"
+    resumed = sum(len(unit.files) for unit in units) - sum(len(unit.files) for unit in pending)
+    files = sum(len(unit.files) for unit in units)
+    progress(f"curate: {files} files from {len(config.sources)} sources → {out}"
              + (f" ({resumed} already staged, resuming)" if resume else ""))
     stage_seconds: dict[str, float] = {}
     if pending:
         records = _stage_on_ray(pending, config, directory)
         stage_seconds["stage"] = round(time.perf_counter() - clock, 2)
-        progress(f"curate: staged {records} records from {len(pending)} files "
+        progress(f"curate: staged {records} records from {sum(len(u.files) for u in pending)} files "
                  f"in {stage_seconds['stage']:.1f}s")
 
     mark = time.perf_counter()

@@ -197,7 +197,8 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
                        FROM final WHERE status = '{QUARANTINED}' ORDER BY input_index, ordinal""",
                       out / "quarantine", QUARANTINE_SCHEMA, shard_rows)
 
-        per_input = dict(con.execute("SELECT input_index, count(*) FROM staged GROUP BY ALL").fetchall())
+        per_file = {(source, file): n for source, file, n in
+                    con.execute("SELECT source, file, count(*) FROM staged GROUP BY ALL").fetchall()}
         dropped = dict(con.execute(
             f"SELECT reason, count(*) FROM final WHERE status = '{DROPPED}' GROUP BY ALL ORDER BY reason"
         ).fetchall())
@@ -212,8 +213,8 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
 
-    inputs = [InputRecord(source=unit.source, path=unit.path, documents=per_input.get(unit.index, 0))
-              for unit in units]
+    inputs = [InputRecord(source=unit.source, path=file.path, documents=per_file.get((unit.source, file.path), 0))
+              for unit in units for file in unit.files]
     counts = Counts(
         input=sum(record.documents for record in inputs),
         kept=sum(totals.documents for totals in domains.values()),

@@ -1,10 +1,11 @@
-"""The distributed half of a curation run: each input file becomes one work unit that a Ray
-task reads, filters and writes to ``OUT/.staging/<config>/`` as one Parquet file of staged rows.
+"""The distributed half of a curation run: each input file (or run of small files of a folder
+source) becomes one work unit that a Ray task reads, filters and writes to
+``OUT/.staging/<config>/`` as one Parquet file of staged rows.
 
 A unit is all or nothing: its file appears under its final name only when every record of
 the input is in it, so ``--resume`` after an interruption can trust what it finds and stage
-only the rest. A staged file records the input's size and modification time; an input that
-changed since is staged again.
+only the rest. A staged file records its inputs' sizes and modification times; a unit whose
+inputs changed since is staged again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import shutil
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,6 +26,7 @@ from pydantic import BaseModel
 from corpus.schema import PARQUET_COMPRESSION
 from pipelines.config import CurateConfig
 from pipelines.readers import READERS
+from pipelines.readers.tree import TREE_FORMATS
 from pipelines.stages import STAGED_SCHEMA, document_stage
 
 STAGING = ".staging"
@@ -31,21 +34,28 @@ _FINGERPRINT_KEY = b"midtrain.input"
 _WRITE_ROWS = 8192  # staged rows buffered before a Parquet row group is written
 
 
-class InputUnit(BaseModel):
-    """One input file of one source; ``index`` orders every record of a run (see finalize)."""
-
-    index: int
-    source: str
+class InputFile(BaseModel):
     path: str
     size: int
     mtime_ns: int
 
+
+class InputUnit(BaseModel):
+    """One task's input: a file, or for folder sources (text, code, html) a run of small
+    files, so a tree of 100k files is not 100k tasks. ``index`` orders every record of a run
+    (see finalize)."""
+
+    index: int
+    source: str
+    files: list[InputFile]
+
     @property
     def fingerprint(self) -> dict[str, Any]:
-        return {"source": self.source, "path": self.path, "size": self.size, "mtime_ns": self.mtime_ns}
+        return {"source": self.source, "files": [file.model_dump() for file in self.files]}
 
     def staged_name(self) -> str:
-        key = hashlib.sha1(f"{self.source}\0{self.path}".encode()).hexdigest()[:12]
+        paths = "\0".join(file.path for file in self.files)
+        key = hashlib.sha1(f"{self.source}\0{paths}".encode()).hexdigest()[:12]
         return f"input-{self.index:06d}-{key}.parquet"
 
 
@@ -53,16 +63,34 @@ class CurationError(ValueError):
     """Bad curation input found before any work starts (e.g. a glob that matches nothing)."""
 
 
+# A folder source's files are grouped into units of at most this many files or bytes.
+UNIT_FILES, UNIT_BYTES = 512, 64 * 2**20
+
+
+def _grouped(files: list[InputFile], by_folder: bool) -> list[list[InputFile]]:
+    if not by_folder:
+        return [[file] for file in files]
+    groups: list[list[InputFile]] = [[]]
+    for file in files:
+        group = groups[-1]
+        if group and (len(group) == UNIT_FILES or sum(f.size for f in group) + file.size > UNIT_BYTES):
+            groups.append(group := [])
+        group.append(file)
+    return groups
+
+
 def plan_units(config: CurateConfig) -> list[InputUnit]:
     units: list[InputUnit] = []
     for source in config.sources:
-        files = source.files()
-        if not files:
+        paths = source.files()
+        if not paths:
             raise CurationError(f"source {source.name!r}: path {source.path!r} matches no files")
-        for path in files:
+        files = []
+        for path in paths:
             stat = os.stat(path)
-            units.append(InputUnit(index=len(units), source=source.name, path=path,
-                                   size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+            files.append(InputFile(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+        for group in _grouped(files, by_folder=source.format in TREE_FORMATS):
+            units.append(InputUnit(index=len(units), source=source.name, files=group))
     return units
 
 
@@ -117,7 +145,9 @@ def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: i
     partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
     rows, pending = 0, []
     with pq.ParquetWriter(partial, schema, compression=PARQUET_COMPRESSION) as writer:
-        for batch in _batches(READERS[source["format"]](source, unit.path), batch_size):
+        reader = READERS[source["format"]]
+        records = chain.from_iterable(reader(source, file.path) for file in unit.files)
+        for batch in _batches(records, batch_size):
             table = stage(batch)
             pending.append(table.append_column(
                 "input_index", pa.array([unit.index] * table.num_rows, pa.int32())

@@ -200,8 +200,8 @@ def test_a_changed_input_is_staged_again(corpus, tmp_path):
     directory = staging_dir(config.output, config_hash(config))
     stage_unit(unit, config.model_dump_json(), directory, config.batch_size)
     assert is_staged(directory, unit)
-    moved = unit.model_copy(update={"mtime_ns": unit.mtime_ns + 1})
-    assert not is_staged(directory, moved)
+    touched = unit.files[0].model_copy(update={"mtime_ns": unit.files[0].mtime_ns + 1})
+    assert not is_staged(directory, unit.model_copy(update={"files": [touched]}))
 
 
 def test_a_filter_that_raises_quarantines_one_document(corpus):
@@ -217,7 +217,8 @@ def test_a_filter_that_raises_quarantines_one_document(corpus):
     stage.chains["web"][0].append(Exploding())
     records = [
         {"source": "web", "kind": "web", "file": "f.jsonl", "location": f"line {n}", "ordinal": n,
-         "input_id": str(n), "text": text, "meta": "{}", "error": None, "raw": None}
+         "input_id": str(n), "text": text, "meta": "{}", "error": None, "raw": None,
+         "skip_reason": None}
         for n, text in enumerate(["boom " + prose(random.Random(1)), prose(random.Random(2))])
     ]
     rows = stage(records).to_pylist()
