@@ -54,7 +54,7 @@ def code_line_fraction(text: str) -> float:
 def alphanumeric_fraction(text: str) -> float:
     if not text:
         return 0.0
-    return sum(ch.isalnum() for ch in text) / len(text)
+    return sum(map(str.isalnum, text)) / len(text)
 
 
 def stop_word_fraction(tokens: list[str]) -> float:
