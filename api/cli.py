@@ -15,7 +15,7 @@ from corpus.specfile import SpecError
 def _cmd_curate(args: argparse.Namespace) -> None:
     from api import service
 
-    manifest = service.curate(args.config)
+    manifest = service.curate(args.config, resume=args.resume)
     print(service.format_table(service.manifest_summary(manifest)))
 
 
@@ -25,10 +25,46 @@ def _cmd_catalog(args: argparse.Namespace) -> None:
     print(service.format_table(service.catalog(args.out)))
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from api import service
+    from pipelines.report import funnel_rows, load_stats
+
+    directory = service.report(args.out)
+    print(service.format_table(funnel_rows(load_stats(directory))))
+    print(f"report: {directory}")
+
+
 def _cmd_tokenizer_train(args: argparse.Namespace) -> None:
     from api import service
 
     service.train_tokenizer(args.corpus, args.output, vocab_size=args.vocab_size)
+
+
+def _cmd_classifier_train(args: argparse.Namespace) -> None:
+    from api import service
+
+    report = service.train_classifier(
+        args.positive, args.negative, args.output, text_field=args.text_field, holdout=args.holdout,
+        seed=args.seed, epochs=args.epochs, lr=args.lr, dim=args.dim, bucket=args.bucket,
+    )
+    print(classifier_summary(report))
+
+
+def classifier_summary(report: dict) -> str:
+    """The held-out precision/recall table and the counts behind it."""
+    from api import service
+
+    metrics, split, inputs = report["holdout_metrics"], report["split"], report["inputs"]
+    lines = [
+        f"held out at P(hq) >= {metrics['threshold']}: accuracy {metrics['accuracy']:.3f}",
+        service.format_table(metrics["classes"]),
+        f"train {split['train']['hq']} hq + {split['train']['lq']} lq, held out "
+        f"{split['holdout']['hq']} hq + {split['holdout']['lq']} lq; bad records "
+        f"{inputs['positive']['bad']} positive, {inputs['negative']['bad']} negative; "
+        f"trained in {report['train_seconds']:.1f}s",
+        f"model: {report['model']}  report: {report['report']}",
+    ]
+    return "\n".join(lines)
 
 
 def _cmd_mix_plan(args: argparse.Namespace) -> None:
@@ -86,8 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("curate", _cmd_curate, "curate sources into Parquet shards (contract 2 → 1)")
     sub.add_argument("config", type=Path)
+    sub.add_argument("--resume", action="store_true",
+                     help="after an interrupted run of the same config: keep the inputs it "
+                          "finished and process only the rest")
 
-    sub = command("catalog", _cmd_catalog, "per-domain table of a curated output, through DuckDB")
+    sub = command("catalog", _cmd_catalog,
+                  "per-domain documents, tokens and quality quantiles of a curated output, through DuckDB")
+    sub.add_argument("out", type=Path)
+
+    sub = command("report", _cmd_report, "regenerate OUT/report/ (funnel, quality histograms, stats.json)")
     sub.add_argument("out", type=Path)
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer commands")
@@ -97,6 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--corpus", nargs="+", required=True, help="curated output directories")
     sub.add_argument("--output", required=True, help="tokenizer JSON file to write")
     sub.add_argument("--vocab-size", type=int, default=8192)
+
+    classifier = commands.add_parser("classifier", help="quality classifier commands")
+    classifier_commands = classifier.add_subparsers(dest="classifier_command", required=True)
+    sub = command("train", _cmd_classifier_train,
+                  "train a fastText quality classifier (hq vs lq) and report held-out precision/recall",
+                  parent=classifier_commands)
+    sub.add_argument("--positive", nargs="+", required=True,
+                     help="high-quality inputs: files, folders or globs of .jsonl/.txt (.gz/.zst) or .parquet")
+    sub.add_argument("--negative", nargs="+", required=True, help="low-quality inputs, as --positive")
+    sub.add_argument("--output", required=True, help="model file to write: .bin, or .ftz to quantise")
+    sub.add_argument("--text-field", default="text", help="jsonl field or Parquet column holding the text")
+    sub.add_argument("--holdout", type=float, default=0.1, help="fraction of each class held out for the metrics")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--epochs", type=int, default=5)
+    sub.add_argument("--lr", type=float, default=0.1)
+    sub.add_argument("--dim", type=int, default=64)
+    sub.add_argument("--bucket", type=int, default=500_000, help="hash buckets for word bigrams")
 
     mix = commands.add_parser("mix", help="mixture commands")
     mix_commands = mix.add_subparsers(dest="mix_command", required=True)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from corpus.catalog import domain_table, format_table
 from corpus.files import write_text_atomic
-from corpus.manifest import Manifest
+from corpus.manifest import Manifest, read_manifest
 from mixer.spec import MixtureSpec, load_mixture
 from pipelines.config import CurateConfig, load_curate_config
 
@@ -20,16 +20,24 @@ Progress = Callable[[str], None]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def curate(config: CurateConfig | str | Path, progress: Progress = print) -> Manifest:
+def curate(config: CurateConfig | str | Path, progress: Progress = print, resume: bool = False) -> Manifest:
     from pipelines.curate import run_curation
 
     if not isinstance(config, CurateConfig):
         config = load_curate_config(config)
-    return run_curation(config, progress=progress)
+    return run_curation(config, progress=progress, resume=resume)
 
 
 def catalog(out: str | Path) -> list[dict]:
+    """Per domain of a curated output: documents, tokens, chars, quality p10/p50/p90 and mean."""
     return domain_table(out)
+
+
+def report(out: str | Path) -> Path:
+    """Regenerate ``OUT/report/`` from a finished curation output; returns the directory."""
+    from pipelines.report import write_report
+
+    return write_report(Path(out), read_manifest(out))
 
 
 def train_tokenizer(
@@ -41,6 +49,27 @@ def train_tokenizer(
     path = train(corpus, str(output), vocab_size=vocab_size)
     progress(f"tokenizer: {vocab_size} tokens trained in {time.perf_counter() - started:.1f}s → {path}")
     return Path(path)
+
+
+def train_classifier(
+    positive: list[str],
+    negative: list[str],
+    output: str | Path,
+    text_field: str = "text",
+    holdout: float = 0.1,
+    seed: int = 0,
+    epochs: int = 5,
+    lr: float = 0.1,
+    dim: int = 64,
+    bucket: int = 500_000,
+    progress: Progress = print,
+) -> dict:
+    """Train a fastText quality classifier (``filters/classifier.py``); writes the model and
+    ``<stem>.report.json`` beside it, and returns that report."""
+    from filters.classifier import ClassifierTrainer, TrainingSettings
+
+    settings = TrainingSettings(epochs=epochs, lr=lr, dim=dim, bucket=bucket, holdout=holdout, seed=seed)
+    return ClassifierTrainer(settings, progress).train_files(positive, negative, output, text_field)
 
 
 def mix_plan(spec: MixtureSpec | str | Path, output: str | Path | None = None) -> Any:
@@ -126,7 +155,9 @@ __all__ = [
     "manifest_summary",
     "mix_build",
     "mix_plan",
+    "report",
     "serve",
     "train",
+    "train_classifier",
     "train_tokenizer",
 ]

