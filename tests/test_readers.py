@@ -384,3 +384,23 @@ def test_read_file_dispatches_on_format(tmp_path):
         "document 0", "document 1"]
     assert set(READERS) == {"jsonl", "parquet", "text", "code", "html", "warc"}
     assert os.path.exists(path)
+
+
+# gzip hands on every byte before the cut; zstd only whole blocks (up to 128 KiB of text).
+@pytest.mark.parametrize("suffix,compress,salvaged", [(".gz", gzip.compress, 5995),
+                                                      (".zst", zstandard.ZstdCompressor().compress, 4500)])
+def test_members_larger_than_a_read_and_a_cut_lose_only_the_last_block(tmp_path, suffix, compress, salvaged):
+    first, second = jsonl_bytes(3000), jsonl_bytes(3000, start=3000)
+    whole = compress(first) + compress(second)  # two members, each bigger than one 64 KiB read
+    path = tmp_path / f"two{suffix}"
+    path.write_bytes(whole)
+    assert len(good(read(source(path, "jsonl"), path))) == 6000
+    path.write_bytes(whole[:-20])
+    records = read(source(path, "jsonl"), path)
+    assert len(good(records)) >= salvaged
+    [(where, message)] = errors(records)
+    assert message == "unreadable file: truncated compressed stream: it ends inside a member"
+    path.write_bytes(whole + b"not compressed at all")
+    records = read(source(path, "jsonl"), path)
+    assert len(good(records)) == 6000
+    assert errors(records)[0][1].startswith("unreadable file: corrupt compressed data")
