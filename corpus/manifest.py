@@ -58,6 +58,7 @@ class Manifest(BaseModel):
     stages: list[str] = Field(default_factory=list)
     # Input files whose staged results a ``--resume`` run took from the interrupted run.
     inputs_resumed: int = 0
+    models: dict[str, str] = Field(default_factory=dict)  # model file -> sha256
 
 
 class InvariantError(ValueError):

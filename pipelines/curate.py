@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from corpus.manifest import Manifest, write_manifest
+from corpus.manifest import Manifest, sha256_file, write_manifest
 from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig
 from pipelines.finalize import EXACT_DEDUP_STAGE, finalize
@@ -43,8 +43,17 @@ __all__ = ["CurationError", "config_hash", "run_curation"]
 Progress = Callable[[str], None]
 
 
+def model_digests(config: CurateConfig) -> dict[str, str]:
+    """sha256 of every model file the run loads (quality classifiers, reference tokenizer,
+    a custom language-ID model): a retrained model changes the output as surely as a config."""
+    paths = [*config.quality.classifiers.values(), config.tokenizer, config.language.model]
+    return {str(path): sha256_file(path) for path in sorted({p for p in paths if p})}
+
+
 def config_hash(config: CurateConfig) -> str:
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    """The config and the contents of the models it names; resume trusts staging only under it."""
+    canonical = json.dumps({"config": config.model_dump(mode="json"), "models": model_digests(config)},
+                           sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -111,6 +120,7 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         stage_seconds=stage_seconds,
         stages=stages,
         inputs_resumed=resumed,
+        models=model_digests(config),
     )
     write_manifest(out, manifest)
     write_report(out, manifest)

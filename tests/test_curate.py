@@ -231,3 +231,13 @@ def test_a_chain_in_the_wrong_order_fails_before_any_work():
     check_chain([[Normalizer()], [LongDocumentTagger()]])
     with pytest.raises(ChainError, match="'long_doc' needs \\['n_tokens'\\]"):
         check_chain([[Normalizer(), LongDocumentTagger()]])
+
+
+def test_config_hash_follows_the_contents_of_model_files(corpus, tmp_path):
+    tokenizer = tmp_path / "tok.json"
+    tokenizer.write_text('{"version": 1}')
+    config = corpus["config"].model_copy(update={"tokenizer": str(tokenizer)})
+    before = config_hash(config)
+    assert before == config_hash(config) and before != config_hash(corpus["config"])
+    tokenizer.write_text('{"version": 2}')  # retrained in place: staged work must not be reused
+    assert config_hash(config) != before
