@@ -1,7 +1,8 @@
 """Prose quality rules from datatrove: Gopher repetition and Gopher quality (Rae et al. 2021),
 C4 quality (Raffel et al. 2020) and FineWeb quality (Penedo et al. 2024).
 
-Each filter runs datatrove's own class, so the rules and thresholds are datatrove's; only the
+Each filter runs datatrove's own class (Gopher repetition a subclass that computes its n-gram
+statistics faster, ``filters.repetition``), so the rules and thresholds are datatrove's; the
 word and sentence splitting is swapped for ``filters.words.FastEnglishTokenizer``, which gives
 spaCy's tokens several times faster (tests/test_prose.py measures agreement with stock
 datatrove). Settings and order are FineWeb's published recipe (datatrove's
@@ -31,11 +32,11 @@ from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
     GopherQualityFilter,
-    GopherRepetitionFilter,
 )
 from datatrove.utils.word_tokenizers import WordTokenizer
 
 from filters.base import KEEP, Document, DocumentFilter, Verdict
+from filters.repetition import FastGopherRepetitionFilter
 from filters.words import FastEnglishTokenizer
 
 PROSE_DOMAINS = frozenset({"web"})
@@ -91,7 +92,7 @@ class GopherRepetition(_DatatroveRule):
     adds = ("scores.gopher_repetition_pass",)
 
     def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
-        super().__init__(GopherRepetitionFilter(language=_tokenizer(tokenizer), **overrides))
+        super().__init__(FastGopherRepetitionFilter(language=_tokenizer(tokenizer), **overrides))
 
 
 class GopherQuality(_DatatroveRule):

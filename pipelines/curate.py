@@ -71,7 +71,7 @@ def _stage_on_ray(units: list[InputUnit], config: CurateConfig, directory: Path)
         fn_kwargs={"config_json": config.model_dump_json(), "directory": str(directory),
                    "batch_size": config.batch_size},
         num_cpus=1,
-        concurrency=config.concurrency,
+        compute=ray.data.TaskPoolStrategy(size=config.concurrency),
     )
     return sum(row["records"] for row in staged.take_all())
 

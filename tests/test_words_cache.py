@@ -1,0 +1,20 @@
+"""The tokenizer's compiled spaCy rules are cached between processes and rebuilt when bad."""
+
+from __future__ import annotations
+
+from filters.words import FastEnglishTokenizer, load_rules, rules_cache_path
+
+
+def test_rules_are_cached_and_a_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("MIDTRAIN_CACHE", str(tmp_path))
+    path = rules_cache_path()
+    assert path.parent == tmp_path and not path.exists()
+    built = load_rules()
+    assert path.exists()
+    cached = load_rules()
+    assert cached is not built and cached.specials == built.specials
+    assert cached.split_chunk("(don't)") == built.split_chunk("(don't)") == ("(", "do", "n't", ")")
+    path.write_bytes(b"not a pickle")
+    assert load_rules().split_chunk("U.S.A.") == ("U.S.A.",)
+    assert path.read_bytes() != b"not a pickle"
+    assert FastEnglishTokenizer().word_tokenize("It's 5 p.m. now.") == ["It", "'s", "5", "p.m.", "now", "."]
