@@ -40,6 +40,7 @@ SENTENCE_END_CHARS = frozenset(
     "𐩖𐩗𑁇𑁈𑂾𑂿𑃀𑃁𑅁𑅂𑅃𑇅𑇆𑇍𑇞𑇟𑈸𑈹𑈻𑈼𑊩𑑋𑑌𑗂𑗃𑗉𑗊𑗋𑗌𑗍𑗎𑗏𑗐𑗑𑗒𑗓𑗔𑗕𑗖𑗗𑙁𑙂𑜼𑜽𑜾𑩂𑩃𑪛𑪜𑱁𑱂𖩮𖩯𖫵𖬷𖬸𖭄𛲟𝪈｡。"
 )
 _PIECES = re.compile(r"\s+|\S+")
+_SENTENCE_END = re.compile("[" + re.escape("".join(sorted(SENTENCE_END_CHARS))) + "]")
 logger = logging.getLogger(__name__)
 
 
@@ -290,6 +291,14 @@ class FastEnglishTokenizer(WordTokenizer):
     def span_tokenize(self, text: str) -> list[tuple[int, int]]:
         """Sentence spans by spaCy's ``sentencizer``: a sentence ends after a run of
         sentence-final characters, at the first token that is neither one nor punctuation."""
+        if not _SENTENCE_END.search(text):
+            # No token can end a sentence, so the text is one span: from 0 (a leading
+            # whitespace run is a token too) to the end, less one ordinary trailing space,
+            # which spaCy attaches to the token before it.
+            if not text:
+                return []
+            single_space = len(text) > 1 and text[-1] == " " and not text[-2].isspace()
+            return [(0, len(text) - 1 if single_space else len(text))]
         tokens = self._tokens_with_offsets(text)
         if not tokens:
             return []
