@@ -8,7 +8,8 @@ JsonlWriter: FineWeb's published order and settings, with datatrove's stock spaC
 
 midtrain side: ``pipelines.curate.run_curation`` over the same files (kind ``web``, English
 only, exact dedup off so both do the same filtering work) on a local Ray with 2 CPUs and 2
-filter tasks. Ray is started before the clock starts, since datatrove has no start-up to pay;
+filter tasks. Ray (and Ray Data's first use) is started before the clock starts, since
+datatrove has no start-up to pay; its time is reported separately, with the ratio including it;
 everything else ours does (normalising, domain tagging, token counting, Parquet shards and the
 manifest) is inside the timing.
 
@@ -213,7 +214,15 @@ def run_midtrain(data: Path, out: Path):
     from pipelines.curate import run_curation
     from pipelines.runtime import ensure_ray
 
-    ensure_ray(num_cpus=WORKERS)  # Ray's start-up is not curation work; datatrove has none to pay
+    # Ray's start-up (the cluster, then Ray Data's first use in this process, which starts its
+    # stats actor and worker processes) is not curation work, and datatrove has none to pay; it
+    # is timed separately and reported beside the ratio, not hidden.
+    import ray.data
+
+    mark = time.perf_counter()
+    ensure_ray(num_cpus=WORKERS)
+    ray.data.range(WORKERS, override_num_blocks=WORKERS).map(lambda row: row, num_cpus=1).take_all()
+    startup = time.perf_counter() - mark
     config = CurateConfig.model_validate({
         "output": str(out),
         "sources": [{"name": "web", "path": str(data / "*.jsonl"), "format": "jsonl",
@@ -224,7 +233,7 @@ def run_midtrain(data: Path, out: Path):
     })
     started = time.perf_counter()
     manifest = run_curation(config, progress=lambda line: None)
-    return time.perf_counter() - started, manifest
+    return time.perf_counter() - started, startup, manifest
 
 
 def _jsonl_ids(folder: Path) -> dict[str, str]:
@@ -293,7 +302,7 @@ def main() -> None:
         kinds = make_corpus(data, args.documents, args.files)
         megabytes = sum(path.stat().st_size for path in data.iterdir()) / 1e6
         baseline = run_datatrove(data, scratch / "datatrove", args.files, scratch / "hf-assets")
-        ours, manifest = run_midtrain(data, scratch / "midtrain")
+        ours, startup, manifest = run_midtrain(data, scratch / "midtrain")
         ids = [f"d{number:06d}" for number in range(args.documents)]
         agree = agreement(scratch / "datatrove", scratch / "midtrain", ids)
     finally:
@@ -305,7 +314,8 @@ def main() -> None:
                      "→ GopherRepetition → GopherQuality → C4Quality(filter_no_terminal_punct=False) → "
                      "FineWebQuality → JsonlWriter; stock spaCy tokenisation",
         "midtrain": "run_curation, kind web, language.allowed [en], exact_dedup false, Ray with 2 CPUs and "
-                    "2 filter tasks; Ray started before timing (datatrove has no start-up to pay)",
+                    "2 filter tasks; Ray and Ray Data started before timing (datatrove has no start-up to "
+                    "pay); that start-up is midtrain_ray_startup_seconds",
         "documents": args.documents,
         "files": args.files,
         "megabytes": round(megabytes, 2),
@@ -318,6 +328,8 @@ def main() -> None:
         "datatrove_docs_per_second": round(args.documents / baseline, 1),
         "midtrain_docs_per_second": round(args.documents / ours, 1),
         "speed_ratio_vs_datatrove": round(baseline / ours, 3),
+        "midtrain_ray_startup_seconds": round(startup, 2),
+        "speed_ratio_including_ray_startup": round(baseline / (ours + startup), 3),
         "midtrain_stage_seconds": manifest.stage_seconds,
         "agreement": agree,
     }

@@ -1,8 +1,8 @@
 """Prose quality rules from datatrove: Gopher repetition and Gopher quality (Rae et al. 2021),
 C4 quality (Raffel et al. 2020) and FineWeb quality (Penedo et al. 2024).
 
-Each filter runs datatrove's own class (Gopher repetition a subclass that computes its n-gram
-statistics faster, ``filters.repetition``), so the rules and thresholds are datatrove's; the
+Each filter runs datatrove's own class (for the two Gopher filters a subclass that computes
+the same statistics faster, ``filters.gopher``), so the rules and thresholds are datatrove's; the
 word and sentence splitting is swapped for ``filters.words.FastEnglishTokenizer``, which gives
 spaCy's tokens several times faster (tests/test_prose.py measures agreement with stock
 datatrove). Settings and order are FineWeb's published recipe (datatrove's
@@ -31,12 +31,11 @@ from datatrove.data import Document as DatatroveDocument
 from datatrove.pipeline.filters import (
     C4QualityFilter,
     FineWebQualityFilter,
-    GopherQualityFilter,
 )
 from datatrove.utils.word_tokenizers import WordTokenizer
 
 from filters.base import KEEP, Document, DocumentFilter, Verdict
-from filters.repetition import FastGopherRepetitionFilter
+from filters.gopher import FastGopherQualityFilter, FastGopherRepetitionFilter
 from filters.words import FastEnglishTokenizer
 
 PROSE_DOMAINS = frozenset({"web"})
@@ -101,7 +100,7 @@ class GopherQuality(_DatatroveRule):
     adds = ("scores.gopher_quality_pass",)
 
     def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
-        super().__init__(GopherQualityFilter(language=_tokenizer(tokenizer), **overrides))
+        super().__init__(FastGopherQualityFilter(language=_tokenizer(tokenizer), **overrides))
 
 
 # FineWeb's setting for C4: judge lines by FineWeb's own punctuation rule instead.

@@ -1,4 +1,4 @@
-"""Our Gopher repetition statistics equal datatrove's functions, string for string."""
+"""Our Gopher statistics equal datatrove's, string for string, and so do the decisions."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import random
 
 import pytest
 from datatrove.data import Document as DatatroveDocument
-from datatrove.pipeline.filters import GopherRepetitionFilter
+from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_top_duplicate, get_n_grams
 from test_prose import perturb, web_texts
 
-from filters.repetition import FastGopherRepetitionFilter, _NGrams, repeated_ngram_chars, top_ngram_chars
+from filters.gopher import FastGopherQualityFilter, FastGopherRepetitionFilter, _NGrams, repeated_ngram_chars, top_ngram_chars
 from filters.words import FastEnglishTokenizer
 
 
@@ -39,12 +39,22 @@ def test_repeated_ngram_chars_equals_datatrove(n: int) -> None:
         assert repeated_ngram_chars(_NGrams(words, ""), n) == find_all_duplicate(words, n), words[:20]
 
 
-def test_every_decision_equals_the_stock_filter_on_the_same_words() -> None:
-    tokenizer, rng = FastEnglishTokenizer(), random.Random(4)
-    ours, stock = FastGopherRepetitionFilter(language=tokenizer), GopherRepetitionFilter(language=tokenizer)
+def decision_texts(seed: int) -> list[str]:
+    rng = random.Random(seed)
     texts = web_texts()
-    texts += [perturb(text, rng) for text in texts] + ["", "word " * 300, "a b c d e f\n" * 30]
-    decisions = [(ours.filter(DatatroveDocument(text=t, id="x")), stock.filter(DatatroveDocument(text=t, id="x")))
-                 for t in texts]
-    assert all(mine == theirs for mine, theirs in decisions)
-    assert {mine if mine is True else mine[1] for mine, _ in decisions} >= {True, "top_2_gram", "dup_para_frac"}
+    return texts + [perturb(text, rng) for text in texts] + [
+        "word " * 300, "a b c d e f\n" * 30, "- item one\n- item two\n" * 40, "... " * 100,
+        "# heading\n" * 60, "12 34 56 " * 50, "the of and " * 20]
+
+
+@pytest.mark.parametrize("ours,stock,expected", [
+    (FastGopherRepetitionFilter, GopherRepetitionFilter, {True, "top_2_gram", "dup_para_frac"}),
+    (FastGopherQualityFilter, GopherQualityFilter, {True, "gopher_short_doc", "gopher_below_alpha_threshold"}),
+])
+def test_every_decision_equals_the_stock_filter_on_the_same_words(ours, stock, expected) -> None:
+    tokenizer = FastEnglishTokenizer()
+    mine, theirs = ours(language=tokenizer), stock(language=tokenizer)
+    decisions = [(mine.filter(DatatroveDocument(text=t, id="x")), theirs.filter(DatatroveDocument(text=t, id="x")))
+                 for t in decision_texts(4)]
+    assert all(a == b for a, b in decisions)
+    assert {a if a is True else a[1] for a, _ in decisions} >= expected
