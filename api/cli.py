@@ -67,6 +67,69 @@ def classifier_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def domain_arguments(values: list[str], flag: str) -> list[tuple[str, str]]:
+    """``DOMAIN=VALUE`` arguments as (domain, value) pairs; a ValueError naming the flag and
+    the argument when one is malformed or names a domain outside ``corpus.schema.DOMAINS``."""
+    from corpus.schema import DOMAINS
+
+    pairs = []
+    for value in values:
+        domain, equals, rest = value.partition("=")
+        if not equals or not domain or not rest:
+            raise ValueError(f"{flag} {value!r}: want DOMAIN=VALUE, e.g. {flag} web=data/web/*.jsonl")
+        if domain not in DOMAINS:
+            raise ValueError(f"{flag} {value!r}: unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
+        pairs.append((domain, rest))
+    return pairs
+
+
+def _cmd_classifier_train_domain(args: argparse.Namespace) -> None:
+    from api import service
+
+    labelled: dict[str, list[str]] = {}
+    for domain, pattern in domain_arguments(args.labelled, "--labelled"):
+        labelled.setdefault(domain, []).append(pattern)
+    text_fields: dict[str, str] = {}
+    for domain, field in domain_arguments(args.domain_text_field, "--domain-text-field"):
+        if domain in text_fields:
+            raise ValueError(f"--domain-text-field: {domain!r} given twice")
+        text_fields[domain] = field
+    report = service.train_domain_classifier(
+        labelled, args.output, text_field=args.text_field, text_fields=text_fields, holdout=args.holdout,
+        seed=args.seed, epochs=args.epochs, lr=args.lr, dim=args.dim, bucket=args.bucket,
+    )
+    print(domain_classifier_summary(report))
+
+
+def confusion_rows(confusion: dict) -> list[dict]:
+    """A confusion matrix ``{"labels", "matrix"}`` as table rows: one per true class, one
+    column per predicted class."""
+    return [
+        {"true \\ predicted": label, **dict(zip(confusion["labels"], counts))}
+        for label, counts in zip(confusion["labels"], confusion["matrix"])
+    ]
+
+
+def domain_classifier_summary(report: dict) -> str:
+    """The held-out per-domain table, the confusion matrix and the counts behind them."""
+    from api import service
+
+    metrics, split, inputs = report["holdout_metrics"], report["split"], report["inputs"]
+    bad = sum(counts["bad"] for counts in inputs["domains"].values())
+    lines = [
+        f"held out, top label: accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f}",
+        service.format_table(metrics["classes"]),
+        "",
+        service.format_table(confusion_rows(metrics["confusion"])),
+        "",
+        f"train {sum(split['train'].values())}, held out {sum(split['holdout'].values())} documents; "
+        f"bad records {bad}; texts under two domains dropped {inputs['conflicting']}; "
+        f"trained in {report['train_seconds']:.1f}s",
+        f"model: {report['model']}  report: {report['report']}",
+    ]
+    return "\n".join(lines)
+
+
 def _cmd_mix_plan(args: argparse.Namespace) -> None:
     from api import service
     from mixer.plan import format_plan_table
@@ -141,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--output", required=True, help="tokenizer JSON file to write")
     sub.add_argument("--vocab-size", type=int, default=8192)
 
-    classifier = commands.add_parser("classifier", help="quality classifier commands")
+    classifier = commands.add_parser("classifier", help="quality and domain classifier commands")
     classifier_commands = classifier.add_subparsers(dest="classifier_command", required=True)
     sub = command("train", _cmd_classifier_train,
                   "train a fastText quality classifier (hq vs lq) and report held-out precision/recall",
@@ -152,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--output", required=True, help="model file to write: .bin, or .ftz to quantise")
     sub.add_argument("--text-field", default="text", help="jsonl field or Parquet column holding the text")
     sub.add_argument("--holdout", type=float, default=0.1, help="fraction of each class held out for the metrics")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--epochs", type=int, default=5)
+    sub.add_argument("--lr", type=float, default=0.1)
+    sub.add_argument("--dim", type=int, default=64)
+    sub.add_argument("--bucket", type=int, default=500_000, help="hash buckets for word bigrams")
+    sub = command("train-domain", _cmd_classifier_train_domain,
+                  "train a fastText domain classifier (for kind: auto sources) and report held-out "
+                  "precision/recall per domain", parent=classifier_commands)
+    sub.add_argument("--labelled", action="append", required=True, metavar="DOMAIN=PATTERN",
+                     help="examples of one domain: a file, folder or glob of .jsonl/.txt (.gz/.zst) or "
+                          ".parquet (curated shards too); repeat per domain and per pattern")
+    sub.add_argument("--output", required=True, help="model file to write: .bin, or .ftz to quantise")
+    sub.add_argument("--text-field", default="text", help="jsonl field or Parquet column holding the text")
+    sub.add_argument("--domain-text-field", action="append", default=[], metavar="DOMAIN=FIELD",
+                     help="the text field for one domain's inputs, e.g. code=content; repeatable")
+    sub.add_argument("--holdout", type=float, default=0.1, help="fraction of each domain held out for the metrics")
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--epochs", type=int, default=5)
     sub.add_argument("--lr", type=float, default=0.1)

@@ -72,6 +72,29 @@ def train_classifier(
     return ClassifierTrainer(settings, progress).train_files(positive, negative, output, text_field)
 
 
+def train_domain_classifier(
+    labelled: dict[str, list[str]],
+    output: str | Path,
+    text_field: str = "text",
+    text_fields: dict[str, str] | None = None,
+    holdout: float = 0.1,
+    seed: int = 0,
+    epochs: int = 5,
+    lr: float = 0.1,
+    dim: int = 64,
+    bucket: int = 500_000,
+    progress: Progress = print,
+) -> dict:
+    """Train a fastText domain classifier (``filters/domain.py``) from inputs per domain,
+    ``text_fields`` overriding ``text_field`` per domain; writes the model and
+    ``<stem>.report.json`` beside it, and returns that report."""
+    from filters.classifier import TrainingSettings
+    from filters.domain import DomainClassifierTrainer
+
+    settings = TrainingSettings(epochs=epochs, lr=lr, dim=dim, bucket=bucket, holdout=holdout, seed=seed)
+    return DomainClassifierTrainer(settings, progress).train_files(labelled, output, text_field, text_fields)
+
+
 def mix_plan(spec: MixtureSpec | str | Path, output: str | Path | None = None) -> Any:
     from mixer.plan import plan_mixture, write_plan
 
@@ -159,5 +182,6 @@ __all__ = [
     "serve",
     "train",
     "train_classifier",
+    "train_domain_classifier",
     "train_tokenizer",
 ]

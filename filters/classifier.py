@@ -1,12 +1,15 @@
-"""fastText quality classifiers: train one from positive and negative examples, load one from
-a local path, and score documents with it.
+"""fastText classifiers: the shared machinery (reading labelled inputs, training in a fresh
+process, held-out metrics for any number of classes, loading once per process) and the
+binary quality classifier built on it. The multi-class domain classifier that uses the same
+machinery lives beside its tagger in ``filters/domain.py``.
 
 The recipe is the one DCLM made popular: a binary fastText supervised classifier, reference
 text (``__label__hq``) against text one does not want (``__label__lq``), word bigrams, and the
 probability of ``__label__hq`` as the score. fastText does the learning; this module adds
 what it lacks: reading jsonl/text/Parquet inputs with bad records counted rather than fatal,
 one-line normalisation shared by training and prediction, a seeded held-out split with
-precision/recall at a fixed threshold, and a report written beside the model.
+precision/recall at a fixed threshold (per class and a confusion matrix when there are more
+than two), and a report written beside the model.
 
 Determinism: fastText's threads update the model without synchronisation, so only
 ``thread=1`` is reproducible. With it, the same ``seed``, inputs and settings, and each
@@ -26,15 +29,17 @@ import random
 import re
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, TypeVar
 
 from corpus.files import write_text_atomic
 from filters.base import KEEP, Document, DocumentFilter, Verdict
 
+LABEL_PREFIX = "__label__"
 LABEL_HQ = "__label__hq"
 LABEL_LQ = "__label__lq"
 SCORE_KEY = "quality_classifier"  # the ``scores`` key a classifier's P(hq) is recorded under
@@ -117,13 +122,13 @@ def resolve_inputs(patterns: list[str], role: str) -> list[str]:
 
 @dataclass
 class InputCounts:
-    """What reading one side (positive or negative) found."""
+    """What reading one role's inputs (positive, negative, a domain) found."""
 
     files: int = 0
     records: int = 0  # every record read, bad ones included
     bad: int = 0  # unparseable, wrong type, unreadable rest of a file
     empty: int = 0  # nothing left after normalisation
-    duplicates: int = 0  # same normalised text as an earlier record of the same side
+    duplicates: int = 0  # same normalised text as an earlier record of the same role
     used: int = 0  # distinct texts kept for training or held-out evaluation
 
 
@@ -230,7 +235,95 @@ class TrainingInputReader:
             yield f"after row {row}", "", f"unreadable Parquet: {error}"
 
 
+@dataclass
+class LabelledTexts:
+    """Distinct normalised training texts per role (a class's name in messages), and what
+    reading them found."""
+
+    texts: dict[str, list[str]]
+    counts: dict[str, InputCounts]
+    conflicting: int  # distinct texts found under more than one role, dropped from all
+    bad_records: list[str] = field(default_factory=list)
+
+
+def read_labelled(
+    inputs: Mapping[str, list[str]], text_fields: Mapping[str, str], progress: Progress = print
+) -> LabelledTexts:
+    """Read each role's inputs (``text_fields`` names each role's jsonl field / Parquet column)
+    and drop every text found under more than one role: a text labelled two ways teaches
+    nothing and would make the held-out numbers lie. A ValueError names a role left with fewer
+    than the 2 texts a held-out split needs."""
+    texts: dict[str, list[str]] = {}
+    counts: dict[str, InputCounts] = {}
+    bad_records: list[str] = []
+    for role, patterns in inputs.items():
+        reader = TrainingInputReader(text_fields[role], progress)
+        texts[role], counts[role] = reader.read(patterns, role)
+        bad_records.extend(reader.bad_records[: MAX_REPORTED_BAD - len(bad_records)])
+    # Texts are distinct within a role, so this counts the roles each text is under.
+    roles_of = Counter(text for role_texts in texts.values() for text in role_texts)
+    conflicting = {text for text, n in roles_of.items() if n > 1}
+    if conflicting:
+        texts = {role: [t for t in role_texts if t not in conflicting] for role, role_texts in texts.items()}
+    for role, role_texts in texts.items():
+        if len(role_texts) < 2:
+            raise ValueError(f"{role}: {len(role_texts)} usable documents; need at least 2 to hold one out")
+    return LabelledTexts(texts, counts, len(conflicting), bad_records)
+
+
 # ------------------------------------------------------------------------------- metrics
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    # No predictions of a class: its precision is 0 by convention, not undefined.
+    return numerator / denominator if denominator else 0.0
+
+
+@dataclass(frozen=True)
+class ConfusionMatrix:
+    """Held-out counts for any number of classes: ``counts[i][j]`` documents of true class
+    ``labels[i]`` were predicted as ``labels[j]``."""
+
+    labels: tuple[str, ...]
+    counts: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def from_predictions(
+        cls, labels: list[str], truth: list[str], predicted: list[str]
+    ) -> "ConfusionMatrix":
+        index = {label: number for number, label in enumerate(labels)}
+        counts = [[0] * len(labels) for _ in labels]
+        for true, guess in zip(truth, predicted, strict=True):
+            counts[index[true]][index[guess]] += 1
+        return cls(tuple(labels), tuple(tuple(row) for row in counts))
+
+    def class_rows(self) -> list[dict]:
+        """Precision, recall, F1 (to 4 places) and support per class, in ``labels`` order."""
+        rows = []
+        for number, name in enumerate(self.labels):
+            hit = self.counts[number][number]
+            predicted = sum(row[number] for row in self.counts)
+            support = sum(self.counts[number])
+            precision = _ratio(hit, predicted)
+            recall = _ratio(hit, support)
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            rows.append({"class": name, "precision": round(precision, 4), "recall": round(recall, 4),
+                         "f1": round(f1, 4), "support": support})
+        return rows
+
+    @property
+    def accuracy(self) -> float:
+        total = sum(sum(row) for row in self.counts)
+        return round(_ratio(sum(self.counts[i][i] for i in range(len(self.labels))), total), 4)
+
+    def as_dict(self) -> dict:
+        rows = self.class_rows()
+        return {
+            "accuracy": self.accuracy,
+            "macro_f1": round(sum(row["f1"] for row in rows) / len(rows), 4),
+            "classes": rows,
+            "confusion": {"labels": list(self.labels), "matrix": [list(row) for row in self.counts]},
+        }
 
 
 @dataclass(frozen=True)
@@ -257,28 +350,17 @@ class HoldoutMetrics:
             fn=sum(1 for truth, guess in pairs if truth and not guess),
         )
 
-    @staticmethod
-    def _ratio(numerator: int, denominator: int) -> float:
-        # No predictions of a class: its precision is 0 by convention, not undefined.
-        return numerator / denominator if denominator else 0.0
+    def matrix(self) -> ConfusionMatrix:
+        """The same counts as a two-class confusion matrix (rows true, columns predicted)."""
+        return ConfusionMatrix(("hq", "lq"), ((self.tp, self.fn), (self.fp, self.tn)))
 
     def class_rows(self) -> list[dict]:
         """Precision, recall, F1 (to 4 places) and support for hq and for lq."""
-        rows = []
-        # For lq the roles swap: a false hq is a missed lq and a missed hq a false lq.
-        for name, hit, false_alarm, miss in (
-            ("hq", self.tp, self.fp, self.fn), ("lq", self.tn, self.fn, self.fp)
-        ):
-            precision = self._ratio(hit, hit + false_alarm)
-            recall = self._ratio(hit, hit + miss)
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            rows.append({"class": name, "precision": round(precision, 4), "recall": round(recall, 4),
-                         "f1": round(f1, 4), "support": hit + miss})
-        return rows
+        return self.matrix().class_rows()
 
     @property
     def accuracy(self) -> float:
-        return round(self._ratio(self.tp + self.tn, self.tp + self.tn + self.fp + self.fn), 4)
+        return self.matrix().accuracy
 
     def as_dict(self) -> dict:
         return {
@@ -342,6 +424,85 @@ def fit_fasttext(train_file: str, model_file: str, params: dict, quantize: bool)
     model.save_model(model_file)
 
 
+def check_model_path(output: str | Path) -> Path:
+    """``output`` as a Path; a ValueError unless it ends in ``.bin`` or ``.ftz``."""
+    output = Path(output)
+    if output.suffix not in (".bin", ".ftz"):
+        raise ValueError(f"{output}: the model file must end in .bin, or .ftz for a quantised model")
+    return output
+
+
+@dataclass
+class TrainedSplit:
+    """What ``train_split`` did: documents trained on per label, the held-out texts per label
+    (never seen in training), and fastText's own training time."""
+
+    train: dict[str, int]
+    held: dict[str, list[str]]
+    seconds: float
+
+    def holdout_counts(self) -> dict[str, int]:
+        return {label: len(texts) for label, texts in self.held.items()}
+
+
+def train_split(texts: Mapping[str, list[str]], output: Path, settings: TrainingSettings) -> TrainedSplit:
+    """Hold out ``settings.holdout`` of each label's normalised texts (seeded, in label order),
+    train a fastText model on the rest in a fresh process, and save it to ``output``
+    (quantised when it ends in ``.ftz``). Labels are given without the ``__label__`` prefix."""
+    rng = random.Random(settings.seed)
+    train: dict[str, int] = {}
+    held: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for label, label_texts in texts.items():
+        train_texts, held[label] = split_holdout(label_texts, settings.holdout, rng)
+        train[label] = len(train_texts)
+        lines.extend(f"{LABEL_PREFIX}{label} {text}" for text in train_texts)
+    # fastText reads its input in file order: shuffle so the classes interleave.
+    rng.shuffle(lines)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="midtrain-classifier-") as workdir:
+        train_file = os.path.join(workdir, "train.txt")
+        with open(train_file, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
+        mark = time.perf_counter()
+        params = {
+            "epoch": settings.epochs, "lr": settings.lr, "dim": settings.dim,
+            "wordNgrams": settings.word_ngrams, "bucket": settings.bucket,
+            "minCount": settings.min_count, "seed": settings.seed,
+        }
+        partial = output.with_name(output.name + ".tmp")
+        # A fresh interpreter per training: in a process that had already trained fastText
+        # models, a later training was seen to stop on NaN where the same one in a new
+        # process did not, so only a new process makes the outcome depend on inputs alone.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            try:
+                quantize = output.suffix == ".ftz"
+                pool.submit(fit_fasttext, train_file, str(partial), params, quantize).result()
+            except RuntimeError as error:
+                raise ValueError(
+                    f"fastText training failed ({error}); "
+                    "try another seed, a lower lr or a larger dim/bucket"
+                ) from error
+        seconds = time.perf_counter() - mark
+        os.replace(partial, output)
+    return TrainedSplit(train, held, seconds)
+
+
+def report_path(output: str | Path) -> Path:
+    """Where a model's report is written: ``<model stem>.report.json`` beside it."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.report.json")
+
+
+def write_report(report: dict, output: Path, started: float) -> dict:
+    """Add the total time and the report's own path to ``report``, write it beside the model."""
+    report["total_seconds"] = round(time.perf_counter() - started, 2)
+    report["report"] = str(report_path(output).resolve())
+    write_text_atomic(report_path(output), json.dumps(report, indent=2) + "\n")
+    return report
+
+
 class ClassifierTrainer:
     """Trains a binary fastText quality classifier and writes ``<model>`` plus
     ``<model stem>.report.json``; the report's metrics come from the saved file, so a
@@ -351,119 +512,92 @@ class ClassifierTrainer:
         self.settings = settings
         self.progress = progress
 
-    @staticmethod
-    def report_path(output: str | Path) -> Path:
-        output = Path(output)
-        return output.with_name(f"{output.stem}.report.json")
-
     def train_files(
         self, positive: list[str], negative: list[str], output: str | Path, text_field: str = "text"
     ) -> dict:
         """Read the inputs, drop texts found on both sides, train, evaluate, save; the report."""
-        output = Path(output)
-        if output.suffix not in (".bin", ".ftz"):
-            raise ValueError(f"{output}: the model file must end in .bin, or .ftz for a quantised model")
+        output = check_model_path(output)
         started = time.perf_counter()
-        reader = TrainingInputReader(text_field, self.progress)
-        hq, hq_counts = reader.read(positive, "positive")
-        lq, lq_counts = reader.read(negative, "negative")
-        # A text labelled both ways teaches nothing and would make the held-out numbers lie.
-        conflicting = set(hq) & set(lq)
-        if conflicting:
-            hq = [text for text in hq if text not in conflicting]
-            lq = [text for text in lq if text not in conflicting]
-        for role, texts in (("positive", hq), ("negative", lq)):
-            if len(texts) < 2:
-                raise ValueError(f"{role}: {len(texts)} usable documents; need at least 2 to hold one out")
-        report = self.train_texts(hq, lq, output)
+        inputs = read_labelled(
+            {"positive": positive, "negative": negative},
+            {"positive": text_field, "negative": text_field}, self.progress,
+        )
+        report = self.train_texts(inputs.texts["positive"], inputs.texts["negative"], output)
         report["inputs"] = {
             "text_field": text_field,
-            "positive": {"paths": list(positive), **asdict(hq_counts)},
-            "negative": {"paths": list(negative), **asdict(lq_counts)},
-            "conflicting": len(conflicting),
+            "positive": {"paths": list(positive), **asdict(inputs.counts["positive"])},
+            "negative": {"paths": list(negative), **asdict(inputs.counts["negative"])},
+            "conflicting": inputs.conflicting,
         }
-        report["bad_records"] = reader.bad_records
-        report["total_seconds"] = round(time.perf_counter() - started, 2)
-        report["report"] = str(self.report_path(output).resolve())
-        write_text_atomic(self.report_path(output), json.dumps(report, indent=2) + "\n")
-        return report
+        report["bad_records"] = inputs.bad_records
+        return write_report(report, output, started)
 
     def train_texts(self, hq: list[str], lq: list[str], output: Path) -> dict:
         """Split, train and evaluate normalised texts; writes the model, returns the report."""
-        settings = self.settings
-        rng = random.Random(settings.seed)
-        hq_train, hq_held = split_holdout(hq, settings.holdout, rng)
-        lq_train, lq_held = split_holdout(lq, settings.holdout, rng)
-        # fastText reads its input in file order: shuffle so the classes interleave.
-        lines = [f"{LABEL_HQ} {text}" for text in hq_train] + [f"{LABEL_LQ} {text}" for text in lq_train]
-        rng.shuffle(lines)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="midtrain-classifier-") as workdir:
-            train_file = os.path.join(workdir, "train.txt")
-            with open(train_file, "w", encoding="utf-8") as handle:
-                handle.write("\n".join(lines) + "\n")
-            mark = time.perf_counter()
-            params = {
-                "epoch": settings.epochs, "lr": settings.lr, "dim": settings.dim,
-                "wordNgrams": settings.word_ngrams, "bucket": settings.bucket,
-                "minCount": settings.min_count, "seed": settings.seed,
-            }
-            partial = output.with_name(output.name + ".tmp")
-            # A fresh interpreter per training: in a process that had already trained fastText
-            # models, a later training was seen to stop on NaN where the same one in a new
-            # process did not, so only a new process makes the outcome depend on inputs alone.
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                try:
-                    quantize = output.suffix == ".ftz"
-                    pool.submit(fit_fasttext, train_file, str(partial), params, quantize).result()
-                except RuntimeError as error:
-                    raise ValueError(
-                        f"fastText training failed ({error}); "
-                        "try another seed, a lower lr or a larger dim/bucket"
-                    ) from error
-            train_seconds = time.perf_counter() - mark
-            os.replace(partial, output)
+        split = train_split({"hq": hq, "lq": lq}, output, self.settings)
         classifier = QualityClassifier(output)
-        held = hq_held + lq_held
+        hq_held, lq_held = split.held["hq"], split.held["lq"]
         metrics = HoldoutMetrics.from_scores(
-            [True] * len(hq_held) + [False] * len(lq_held), classifier.predict_normalised(held)
+            [True] * len(hq_held) + [False] * len(lq_held), classifier.predict_normalised(hq_held + lq_held)
         )
         self.progress(
-            f"classifier: trained on {len(hq_train)} hq + {len(lq_train)} lq documents in "
-            f"{train_seconds:.1f}s; held out {len(hq_held)} hq + {len(lq_held)} lq → {output}"
+            f"classifier: trained on {split.train['hq']} hq + {split.train['lq']} lq documents in "
+            f"{split.seconds:.1f}s; held out {len(hq_held)} hq + {len(lq_held)} lq → {output}"
         )
         return {
             "model": str(output.resolve()),
             "quantized": output.suffix == ".ftz",
             "labels": {"positive": LABEL_HQ, "negative": LABEL_LQ},
-            "settings": asdict(settings),
-            "split": {
-                "train": {"hq": len(hq_train), "lq": len(lq_train)},
-                "holdout": {"hq": len(hq_held), "lq": len(lq_held)},
-            },
+            "settings": asdict(self.settings),
+            "split": {"train": split.train, "holdout": split.holdout_counts()},
             "holdout_metrics": metrics.as_dict(),
-            "train_seconds": round(train_seconds, 2),
+            "train_seconds": round(split.seconds, 2),
         }
 
 
 # ----------------------------------------------------------------------------- inference
 
 
-class QualityClassifier:
-    """A trained classifier loaded from a local ``.bin``/``.ftz`` file; ``predict`` is P(hq)."""
+class FastTextModel:
+    """A trained fastText classifier loaded from a local ``.bin``/``.ftz`` file. Subclasses
+    name what they are (``what``) and check that the file's labels are theirs."""
+
+    what = "fastText classifier"
 
     def __init__(self, path: str | Path) -> None:
         import fasttext
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: quality classifier model not found")
+            raise FileNotFoundError(f"{self.path}: {self.what} model not found")
         try:
             self._model = fasttext.load_model(str(self.path))
         except ValueError as error:
             raise ValueError(f"{self.path}: not a fastText model ({error})") from error
-        labels = set(self._model.get_labels())
+        self.labels: list[str] = list(self._model.get_labels())
+        self.check_labels(set(self.labels))
+
+    def check_labels(self, labels: set[str]) -> None:
+        """Raise a ValueError naming the file when ``labels`` are not this model's kind."""
+
+    def probabilities(self, texts: list[str]) -> list[dict[str, float]]:
+        """Per text already passed through ``normalise``: every label's probability."""
+        if not texts:
+            return []
+        all_labels, all_probabilities = self._model.predict(texts, k=len(self.labels))
+        # fastText's softmax output can exceed 1 by a rounding hair.
+        return [
+            {label: min(1.0, max(0.0, float(p))) for label, p in zip(labels, probabilities)}
+            for labels, probabilities in zip(all_labels, all_probabilities)
+        ]
+
+
+class QualityClassifier(FastTextModel):
+    """A binary quality classifier; ``predict`` is P(hq)."""
+
+    what = "quality classifier"
+
+    def check_labels(self, labels: set[str]) -> None:
         if labels != {LABEL_HQ, LABEL_LQ}:
             raise ValueError(
                 f"{self.path}: not a quality classifier: labels {sorted(labels)}, "
@@ -478,29 +612,30 @@ class QualityClassifier:
 
     def predict_normalised(self, texts: list[str]) -> list[float]:
         """P(hq) for texts already passed through ``normalise``."""
-        if not texts:
-            return []
-        all_labels, all_probabilities = self._model.predict(texts, k=2)
-        scores = []
-        for labels, probabilities in zip(all_labels, all_probabilities):
-            p_hq = dict(zip(labels, probabilities)).get(LABEL_HQ, 0.0)
-            # fastText's softmax output can exceed 1 by a rounding hair.
-            scores.append(min(1.0, max(0.0, float(p_hq))))
-        return scores
+        return [scores.get(LABEL_HQ, 0.0) for scores in self.probabilities(texts)]
+
+
+Model = TypeVar("Model", bound=FastTextModel)
 
 
 @lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int, size: int) -> QualityClassifier:
-    return QualityClassifier(path)
+def _load(model_type: type[FastTextModel], path: str, mtime_ns: int, size: int) -> FastTextModel:
+    return model_type(path)
+
+
+def load_model(model_type: type[Model], path: str | Path) -> Model:
+    """The ``model_type`` model at ``path``, loaded once per process (a rewritten file is
+    reloaded, since its modification time and size are part of the cache key)."""
+    resolved = Path(path).resolve()
+    if not resolved.is_file():
+        raise FileNotFoundError(f"{path}: {model_type.what} model not found")
+    stat = resolved.stat()
+    return _load(model_type, str(resolved), stat.st_mtime_ns, stat.st_size)  # type: ignore[return-value]
 
 
 def load_classifier(path: str | Path) -> QualityClassifier:
-    """The classifier at ``path``, loaded once per process (a rewritten file is reloaded)."""
-    resolved = Path(path).resolve()
-    if not resolved.is_file():
-        raise FileNotFoundError(f"{path}: quality classifier model not found")
-    stat = resolved.stat()
-    return _load(str(resolved), stat.st_mtime_ns, stat.st_size)
+    """The quality classifier at ``path``, loaded once per process."""
+    return load_model(QualityClassifier, path)
 
 
 class ClassifierScorer(DocumentFilter):
@@ -532,11 +667,20 @@ def classifier_filters(paths: Mapping[str, str]) -> list[DocumentFilter]:
 __all__ = [
     "ClassifierScorer",
     "ClassifierTrainer",
+    "ConfusionMatrix",
+    "FastTextModel",
     "HoldoutMetrics",
+    "LabelledTexts",
     "QualityClassifier",
+    "TrainedSplit",
     "TrainingInputReader",
     "TrainingSettings",
+    "check_model_path",
     "classifier_filters",
     "load_classifier",
+    "load_model",
     "normalise",
+    "read_labelled",
+    "train_split",
+    "write_report",
 ]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from corpus.schema import DOMAINS
 from corpus.specfile import load_spec, repeated
+from filters.domain import MIN_CONFIDENCE
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
 
@@ -102,6 +103,27 @@ class QualitySettings(BaseModel):
         return {domain: str(Path(path).resolve()) for domain, path in classifiers.items()}
 
 
+class DomainSettings(BaseModel):
+    """How ``kind: auto`` documents get their domain (filters/domain.py): rules, or a fastText
+    domain classifier (``midtrain classifier train-domain``) whose top label is used when its
+    probability is at least ``min_confidence``. The path is made absolute, as in
+    ``QualitySettings``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    classifier: str | None = None  # a local .bin/.ftz file; None: rules only
+    min_confidence: float = Field(default=MIN_CONFIDENCE, ge=0.0, le=1.0)
+
+    @field_validator("classifier")
+    @classmethod
+    def _existing_file(cls, classifier: str | None) -> str | None:
+        if classifier is None:
+            return None
+        if not Path(classifier).is_file():
+            raise ValueError(f"domain.classifier: model file not found ({classifier})")
+        return str(Path(classifier).resolve())
+
+
 class CurateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -110,6 +132,7 @@ class CurateConfig(BaseModel):
     language: LanguageSettings = Field(default_factory=LanguageSettings)
     filters: FilterSettings = Field(default_factory=FilterSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    domain: DomainSettings = Field(default_factory=DomainSettings)
     tokenizer: str | None = None  # reference tokenizer for n_tokens; see filters/tokens.py
     long_doc_tokens: int = Field(default=8192, gt=0)
     exact_dedup: bool = True

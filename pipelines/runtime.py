@@ -26,5 +26,10 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     context = DataContext.get_current()
+    # Curation's staging is one operator of coarse tasks (a file each). Ray Data's per-operator
+    # resource reservation held CPUs back from it on small clusters: on 2 CPUs the second task
+    # started a second late and every task waited ~0.2 s for the next (measured: 13.4 s
+    # against 9.7 s for the same 8 files).
+    context.op_resource_reservation_enabled = False
     # Ray's own bars help on a terminal; in logs and CI they are noise beside our lines.
     context.enable_progress_bars = sys.stderr.isatty()

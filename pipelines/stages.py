@@ -90,7 +90,7 @@ def build_chain(
     follow FineWeb's order (filters/prose.py); each applies to its own domain only."""
     before: list[DocumentFilter] = [
         Normalizer(),
-        DomainTagger(),
+        DomainTagger.from_model(config.domain.classifier, config.domain.min_confidence),  # cached load
         LanguageFilter(identifier, config.language.allowed, config.language.min_score),
     ]
     if filters.gopher_repetition:
