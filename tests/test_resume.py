@@ -21,7 +21,7 @@ from pipelines.staging import staging_dir
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
-FILES, PER_FILE = 6, 150
+FILES, PER_FILE = 6, 500
 
 WORDS = ("river field library bridge market square church children garden station winter "
          "harbour valley orchard lantern meadow quarry ferry chapel cottage").split()
@@ -63,7 +63,7 @@ def kill_after_first_input(config: CurateConfig, config_file: Path) -> int:
         while not list(directory.glob("input-*.parquet")):
             assert process.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "no input was staged within 120 s"
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
