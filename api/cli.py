@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from corpus.manifest import InvariantError
 from corpus.specfile import SpecError
+
+if TYPE_CHECKING:
+    from filters.classifier import TrainingSettings
 
 
 def _cmd_curate(args: argparse.Namespace) -> None:
@@ -40,13 +43,28 @@ def _cmd_tokenizer_train(args: argparse.Namespace) -> None:
     service.train_tokenizer(args.corpus, args.output, vocab_size=args.vocab_size)
 
 
+def add_training_options(sub: argparse.ArgumentParser, held_out: str) -> None:
+    """The fastText options both classifier commands take; ``held_out`` names what is split."""
+    sub.add_argument("--holdout", type=float, default=0.1, help=f"fraction of each {held_out} held out for the metrics")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--epochs", type=int, default=5)
+    sub.add_argument("--lr", type=float, default=0.1)
+    sub.add_argument("--dim", type=int, default=64)
+    sub.add_argument("--bucket", type=int, default=500_000, help="hash buckets for word bigrams")
+
+
+def training_settings(args: argparse.Namespace) -> TrainingSettings:
+    from filters.classifier import TrainingSettings
+
+    return TrainingSettings(epochs=args.epochs, lr=args.lr, dim=args.dim, bucket=args.bucket,
+                            holdout=args.holdout, seed=args.seed)
+
+
 def _cmd_classifier_train(args: argparse.Namespace) -> None:
     from api import service
 
-    report = service.train_classifier(
-        args.positive, args.negative, args.output, text_field=args.text_field, holdout=args.holdout,
-        seed=args.seed, epochs=args.epochs, lr=args.lr, dim=args.dim, bucket=args.bucket,
-    )
+    report = service.train_classifier(args.positive, args.negative, args.output,
+                                      text_field=args.text_field, settings=training_settings(args))
     print(classifier_summary(report))
 
 
@@ -94,10 +112,8 @@ def _cmd_classifier_train_domain(args: argparse.Namespace) -> None:
         if domain in text_fields:
             raise ValueError(f"--domain-text-field: {domain!r} given twice")
         text_fields[domain] = field
-    report = service.train_domain_classifier(
-        labelled, args.output, text_field=args.text_field, text_fields=text_fields, holdout=args.holdout,
-        seed=args.seed, epochs=args.epochs, lr=args.lr, dim=args.dim, bucket=args.bucket,
-    )
+    report = service.train_domain_classifier(labelled, args.output, text_field=args.text_field,
+                                             text_fields=text_fields, settings=training_settings(args))
     print(domain_classifier_summary(report))
 
 
@@ -214,12 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--negative", nargs="+", required=True, help="low-quality inputs, as --positive")
     sub.add_argument("--output", required=True, help="model file to write: .bin, or .ftz to quantise")
     sub.add_argument("--text-field", default="text", help="jsonl field or Parquet column holding the text")
-    sub.add_argument("--holdout", type=float, default=0.1, help="fraction of each class held out for the metrics")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--epochs", type=int, default=5)
-    sub.add_argument("--lr", type=float, default=0.1)
-    sub.add_argument("--dim", type=int, default=64)
-    sub.add_argument("--bucket", type=int, default=500_000, help="hash buckets for word bigrams")
+    add_training_options(sub, "class")
     sub = command("train-domain", _cmd_classifier_train_domain,
                   "train a fastText domain classifier (for kind: auto sources) and report held-out "
                   "precision/recall per domain", parent=classifier_commands)
@@ -230,12 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--text-field", default="text", help="jsonl field or Parquet column holding the text")
     sub.add_argument("--domain-text-field", action="append", default=[], metavar="DOMAIN=FIELD",
                      help="the text field for one domain's inputs, e.g. code=content; repeatable")
-    sub.add_argument("--holdout", type=float, default=0.1, help="fraction of each domain held out for the metrics")
-    sub.add_argument("--seed", type=int, default=0)
-    sub.add_argument("--epochs", type=int, default=5)
-    sub.add_argument("--lr", type=float, default=0.1)
-    sub.add_argument("--dim", type=int, default=64)
-    sub.add_argument("--bucket", type=int, default=500_000, help="hash buckets for word bigrams")
+    add_training_options(sub, "domain")
 
     mix = commands.add_parser("mix", help="mixture commands")
     mix_commands = mix.add_subparsers(dest="mix_command", required=True)

@@ -21,24 +21,26 @@ from __future__ import annotations
 import gzip
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from api import service
 from corpus.catalog import format_table
 from corpus.schema import DOMAINS
+from filters.classifier import TrainingSettings
 from mixer.spec import MixtureSpec, load_mixture
 from pipelines.config import CurateConfig, QualitySettings, load_curate_config
 
 DEMO_VOCAB_SIZE = 4096
 # A small model for a small sample: 14 MB, about a second to train on two cores. The sample's
 # 233 junk documents are a tenth of the examples, so a fifth is held out to measure on ~47.
-DEMO_CLASSIFIER = {"epochs": 10, "dim": 32, "bucket": 100_000, "holdout": 0.2, "seed": 0}
+DEMO_CLASSIFIER = TrainingSettings(epochs=10, dim=32, bucket=100_000, holdout=0.2, seed=0)
 # The sample has a folder per domain; its code files are Parquet rows with the text in `content`.
 DOMAIN_TEXT_FIELDS = {"code": "content"}
 # lr 0.5: at 0.1 ten epochs over a few hundred documents per domain underfit (held-out accuracy
 # 0.989 against 0.996 here, and the multilingual prose mostly below 0.7 confidence).
-DEMO_DOMAIN_CLASSIFIER = {**DEMO_CLASSIFIER, "lr": 0.5}
+DEMO_DOMAIN_CLASSIFIER = replace(DEMO_CLASSIFIER, lr=0.5)
 
 
 def demo_curate_config(
@@ -87,7 +89,7 @@ def train_web_classifier(directory: Path, progress=print) -> dict:
     sample = service.EXAMPLES / "sample"
     positive = [str(clean), str(sample / "synthetic"), str(sample / "instruction")]
     return service.train_classifier(
-        positive, [str(junk)], directory / "web-quality.bin", progress=progress, **DEMO_CLASSIFIER
+        positive, [str(junk)], directory / "web-quality.bin", settings=DEMO_CLASSIFIER, progress=progress
     )
 
 
@@ -96,8 +98,8 @@ def train_domain_classifier(directory: Path, progress=print) -> dict:
     sample = service.EXAMPLES / "sample"
     labelled = {domain: [str(sample / domain)] for domain in DOMAINS}
     return service.train_domain_classifier(
-        labelled, directory / "domain.bin", text_fields=DOMAIN_TEXT_FIELDS, progress=progress,
-        **DEMO_DOMAIN_CLASSIFIER,
+        labelled, directory / "domain.bin", text_fields=DOMAIN_TEXT_FIELDS, settings=DEMO_DOMAIN_CLASSIFIER,
+        progress=progress,
     )
 
 

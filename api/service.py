@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from corpus.catalog import domain_table, format_table
 from corpus.files import write_text_atomic
 from corpus.manifest import Manifest, read_manifest
 from mixer.spec import MixtureSpec, load_mixture
 from pipelines.config import CurateConfig, load_curate_config
+
+if TYPE_CHECKING:
+    from filters.classifier import TrainingSettings
 
 Progress = Callable[[str], None]
 
@@ -56,20 +59,14 @@ def train_classifier(
     negative: list[str],
     output: str | Path,
     text_field: str = "text",
-    holdout: float = 0.1,
-    seed: int = 0,
-    epochs: int = 5,
-    lr: float = 0.1,
-    dim: int = 64,
-    bucket: int = 500_000,
+    settings: TrainingSettings | None = None,
     progress: Progress = print,
 ) -> dict:
     """Train a fastText quality classifier (``filters/classifier.py``); writes the model and
     ``<stem>.report.json`` beside it, and returns that report."""
     from filters.classifier import ClassifierTrainer, TrainingSettings
 
-    settings = TrainingSettings(epochs=epochs, lr=lr, dim=dim, bucket=bucket, holdout=holdout, seed=seed)
-    return ClassifierTrainer(settings, progress).train_files(positive, negative, output, text_field)
+    return ClassifierTrainer(settings or TrainingSettings(), progress).train_files(positive, negative, output, text_field)
 
 
 def train_domain_classifier(
@@ -77,12 +74,7 @@ def train_domain_classifier(
     output: str | Path,
     text_field: str = "text",
     text_fields: dict[str, str] | None = None,
-    holdout: float = 0.1,
-    seed: int = 0,
-    epochs: int = 5,
-    lr: float = 0.1,
-    dim: int = 64,
-    bucket: int = 500_000,
+    settings: TrainingSettings | None = None,
     progress: Progress = print,
 ) -> dict:
     """Train a fastText domain classifier (``filters/domain.py``) from inputs per domain,
@@ -91,8 +83,8 @@ def train_domain_classifier(
     from filters.classifier import TrainingSettings
     from filters.domain import DomainClassifierTrainer
 
-    settings = TrainingSettings(epochs=epochs, lr=lr, dim=dim, bucket=bucket, holdout=holdout, seed=seed)
-    return DomainClassifierTrainer(settings, progress).train_files(labelled, output, text_field, text_fields)
+    return DomainClassifierTrainer(settings or TrainingSettings(), progress).train_files(
+        labelled, output, text_field, text_fields)
 
 
 def mix_plan(spec: MixtureSpec | str | Path, output: str | Path | None = None) -> Any:

@@ -23,6 +23,7 @@ from filters.classifier import (
     HoldoutMetrics,
     QualityClassifier,
     TrainingInputReader,
+    TrainingSettings,
     classifier_filters,
     load_classifier,
     normalise,
@@ -46,8 +47,8 @@ FRESH_JUNK = "Home | About | Contact | Privacy Policy | Cookie settings. Subscri
 def _train(examples: Path, output: Path, seed: int = 0) -> dict:
     clean, junk = examples / "web-clean.jsonl", examples / "web-junk.jsonl"
     return service.train_classifier(
-        [str(clean), str(SAMPLE / "synthetic")], [str(junk)], output, seed=seed,
-        progress=lambda line: None, **SMALL,
+        [str(clean), str(SAMPLE / "synthetic")], [str(junk)], output,
+        settings=TrainingSettings(seed=seed, **SMALL), progress=lambda line: None,
     )
 
 
@@ -145,7 +146,8 @@ def test_training_skips_bad_lines_and_drops_conflicting_texts(examples, tmp_path
     positive.write_text("\n".join([*lines, "not json", lines[0].replace("text", "TEXT")]) + "\n")
     negative.write_text("\n".join([*junk, lines[1]]) + "\n")  # one text labelled both ways
     report = service.train_classifier(
-        [str(positive)], [str(negative)], tmp_path / "m.bin", progress=lambda line: None, **SMALL
+        [str(positive)], [str(negative)], tmp_path / "m.bin", settings=TrainingSettings(**SMALL),
+        progress=lambda line: None
     )
     assert report["inputs"]["positive"]["bad"] == 2 and report["inputs"]["conflicting"] == 1
     assert report["split"]["train"]["hq"] + report["split"]["holdout"]["hq"] == 59
@@ -159,8 +161,8 @@ def test_quantised_model_is_written_and_measured(examples, tmp_path):
     negative.write_text("\n".join((examples / "web-junk.jsonl").read_text().splitlines()[:40]) + "\n")
     # Quantisation's k-means dominates the time, so the vocabulary is kept tiny.
     report = service.train_classifier(
-        [str(positive)], [str(negative)], tmp_path / "tiny.ftz", epochs=10, dim=32, bucket=2_000,
-        holdout=0.2, progress=lambda line: None,
+        [str(positive)], [str(negative)], tmp_path / "tiny.ftz",
+        settings=TrainingSettings(epochs=10, dim=32, bucket=2_000, holdout=0.2), progress=lambda line: None,
     )
     assert report["quantized"] and report["split"]["holdout"] == {"hq": 16, "lq": 8}
     assert QualityClassifier(tmp_path / "tiny.ftz").predict(FRESH_PROSE) > 0.5

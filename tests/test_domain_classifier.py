@@ -18,7 +18,7 @@ from api import service
 from api.cli import main
 from corpus.schema import DOMAINS
 from filters.base import Document
-from filters.classifier import ConfusionMatrix, HoldoutMetrics, QualityClassifier, normalise
+from filters.classifier import ConfusionMatrix, HoldoutMetrics, QualityClassifier, TrainingSettings, normalise
 from filters.domain import (
     CONFIDENCE_KEY,
     FROM_RULES_KEY,
@@ -88,7 +88,8 @@ def labelled(tmp_path_factory) -> dict[str, list[str]]:
 
 def _train(labelled: dict[str, list[str]], output: Path, seed: int = 0) -> dict:
     return service.train_domain_classifier(
-        labelled, output, text_fields={"code": "content"}, seed=seed, progress=lambda line: None, **SMALL
+        labelled, output, text_fields={"code": "content"}, settings=TrainingSettings(seed=seed, **SMALL),
+        progress=lambda line: None
     )
 
 
