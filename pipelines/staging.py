@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
@@ -165,4 +166,6 @@ def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: i
 def stage_row(row: dict[str, Any], config_json: str, directory: str, batch_size: int) -> dict[str, Any]:
     """Ray Data ``map`` entry: one row in = one input unit; out = what was staged."""
     unit = InputUnit.model_validate(row)
-    return {"index": unit.index, "records": stage_unit(unit, config_json, Path(directory), batch_size)}
+    started = time.perf_counter()
+    records = stage_unit(unit, config_json, Path(directory), batch_size)
+    return {"index": unit.index, "records": records, "seconds": time.perf_counter() - started}
