@@ -7,8 +7,9 @@ of checks and reasons, and change only how the statistics are computed:
 
 - repetition: every n-gram is a slice of one string the words were joined into once, with the
   separator datatrove joins with, so the keys are the same strings; the top n-gram is counted
-  in ``Counter``'s C loop; and the duplicate n-gram scan is skipped when a set shows that no
-  n-gram repeats, since the scan can only count a repeat.
+  in ``Counter``'s C loop; and the duplicate n-gram scans (n = 5..10) are skipped when the
+  5-grams prove that no longer n-gram can repeat (``no_repeats_from``), since a scan only
+  counts repeats.
 - quality: a word's two properties (has a character outside punctuation, has a letter) depend
   on the word alone, so they are memoised per distinct word, and web text repeats its words.
 
@@ -72,6 +73,18 @@ def repeated_ngram_chars(ngrams: _NGrams, n: int) -> int:
     return repeated
 
 
+def no_repeats_from(ngrams: _NGrams, n: int) -> bool:
+    """Whether no m-gram repeats for any m >= n, from the n-grams alone. If two m-grams are
+    equal strings, the n-grams starting at the same two positions are both prefixes of that
+    string, so they are equal, or one is a proper prefix of the other; and in sorted order a
+    string that is a prefix of another is a prefix of the string right after it."""
+    keys = ngrams.keys(n)
+    if len(set(keys)) != len(keys):
+        return False
+    ordered = sorted(keys)
+    return not any(following.startswith(key) for key, following in zip(ordered, ordered[1:]))
+
+
 class FastGopherRepetitionFilter(GopherRepetitionFilter):
     """datatrove's ``GopherRepetitionFilter`` with the n-gram statistics above."""
 
@@ -96,6 +109,10 @@ class FastGopherRepetitionFilter(GopherRepetitionFilter):
             if covered >= 0 and covered / len(text) > limit:
                 return False, f"top_{n}_gram"
         concatenated = _NGrams(words, "")
+        if self.dup_n_grams and all(limit >= 0 for _, limit in self.dup_n_grams) and no_repeats_from(
+            concatenated, min(n for n, _ in self.dup_n_grams)
+        ):
+            return True  # every duplicate n-gram fraction is 0, which no threshold exceeds
         for n, limit in self.dup_n_grams:
             if repeated_ngram_chars(concatenated, n) / len(text) > limit:
                 return False, f"duplicated_{n}_n_grams"

@@ -12,7 +12,14 @@ from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplica
 from test_prose import perturb, web_texts
 
 from filters.c4 import FastC4QualityFilter
-from filters.gopher import FastGopherQualityFilter, FastGopherRepetitionFilter, _NGrams, repeated_ngram_chars, top_ngram_chars
+from filters.gopher import (
+    FastGopherQualityFilter,
+    FastGopherRepetitionFilter,
+    _NGrams,
+    no_repeats_from,
+    repeated_ngram_chars,
+    top_ngram_chars,
+)
 from filters.words import FastEnglishTokenizer
 
 
@@ -23,6 +30,8 @@ def word_lists() -> list[list[str]]:
     # Lists whose plain concatenations collide across word boundaries ("ab"+"c" == "a"+"bc"),
     # short ones, and heavy repeats.
     lists += [["ab", "c", "a", "bc", "d", "e", "f"] * 4, ["x"], [], ["a", "b"] * 40,
+              # equal 6-gram concatenations whose 5-grams all differ (a prefix, not a repeat)
+              ["a", "bc", "d", "e", "f", "gh", "zz", "ab", "c", "d", "e", "fg", "h"],
               ["the", "cat", "sat"] * 7 + ["on", "the", "mat"]]
     return lists
 
@@ -47,6 +56,17 @@ def decision_texts(seed: int) -> list[str]:
     return texts + [perturb(text, rng) for text in texts] + [
         "word " * 300, "a b c d e f\n" * 30, "- item one\n- item two\n" * 40, "... " * 100,
         "# heading\n" * 60, "12 34 56 " * 50, "the of and " * 20]
+
+
+def test_no_repeats_from_five_grams_is_never_wrong() -> None:
+    proved = 0
+    for words in word_lists():
+        if no_repeats_from(_NGrams(words, ""), 5):
+            proved += 1
+            assert all(find_all_duplicate(words, n) == 0 for n in range(5, 11)), words[:20]
+    assert proved > 100  # and it does prove the common case
+    collision = ["a", "bc", "d", "e", "f", "gh", "zz", "ab", "c", "d", "e", "fg", "h"]
+    assert find_all_duplicate(collision, 6) > 0 and not no_repeats_from(_NGrams(collision, ""), 5)
 
 
 C4_KINDS = {True, "too_few_sentences", "curly_bracket", "lorem_ipsum"}
