@@ -28,6 +28,7 @@ class FilterSettings(BaseModel):
     code_rules: bool = True
     math_density: bool = True
     math_min_density: float = Field(default=0.05, ge=0.0, le=1.0)  # see filters/math.py
+    pii_redaction: bool = True  # e-mail, public IP, phone, secrets → typed placeholders (filters/pii.py)
 
 
 class SourceConfig(BaseModel):

@@ -21,8 +21,9 @@ from filters.classifier import classifier_filters
 from filters.code import CodeRules
 from filters.domain import DomainTagger, LongDocumentTagger
 from filters.langid import LanguageFilter, LanguageIdentifier
-from filters.normalize import Normalizer
 from filters.math import MathDensity
+from filters.normalize import Normalizer
+from filters.pii import PiiRedactor
 from filters.prose import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from filters.quality import HeuristicQuality
 from filters.tokens import TokenCounter
@@ -105,6 +106,8 @@ def build_chain(
         before.append(MathDensity(filters.math_min_density))
     if filters.code_rules:
         before.append(CodeRules())
+    if filters.pii_redaction:  # last: the filters judge the text as written, shards get it redacted
+        before.append(PiiRedactor())
     after: list[DocumentFilter] = [
         LongDocumentTagger(config.long_doc_tokens),
         *classifier_filters(config.quality.classifiers),  # loaded once per process (cached)
