@@ -56,8 +56,9 @@ class Manifest(BaseModel):
     stage_seconds: dict[str, float] = Field(default_factory=dict)
     # The pipeline's filter names in the order they run; empty in manifests written before it.
     stages: list[str] = Field(default_factory=list)
-    # Input files whose staged results a ``--resume`` run took from the interrupted run.
-    inputs_resumed: int = 0
+    # Work units (an input file, a byte range of a large one, or a run of small files of a
+    # folder source) whose staged results a ``--resume`` run took from the interrupted run.
+    units_resumed: int = 0
     models: dict[str, str] = Field(default_factory=dict)  # model file -> sha256
 
 

@@ -79,6 +79,10 @@ def _stage_on_ray(units: list[InputUnit], config: CurateConfig, directory: Path)
     return sum(row["records"] for row in rows), sum(row["seconds"] for row in rows)
 
 
+def _file_count(units: list[InputUnit]) -> int:
+    return len({(unit.source, file.path) for unit in units for file in unit.files})
+
+
 def run_curation(config: CurateConfig, progress: Progress = print, resume: bool = False) -> Manifest:
     """Curate every source of ``config`` into ``config.output``; returns the manifest."""
     started, clock = _now(), time.perf_counter()
@@ -94,16 +98,15 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         stages.append(EXACT_DEDUP_STAGE)
 
     pending = [unit for unit in units if not (resume and is_staged(directory, unit))]
-    resumed = sum(len(unit.files) for unit in units) - sum(len(unit.files) for unit in pending)
-    files = sum(len(unit.files) for unit in units)
-    progress(f"curate: {files} files from {len(config.sources)} sources → {out}"
-             + (f" ({resumed} already staged, resuming)" if resume else ""))
+    resumed = len(units) - len(pending)
+    progress(f"curate: {_file_count(units)} files in {len(units)} units from {len(config.sources)} "
+             f"sources → {out}" + (f" ({resumed} units already staged, resuming)" if resume else ""))
     stage_seconds: dict[str, float] = {}
     if pending:
         records, busy = _stage_on_ray(pending, config, directory)
         stage_seconds["stage"] = round(time.perf_counter() - clock, 2)
         stage_seconds["stage_task_seconds"] = round(busy, 2)
-        progress(f"curate: staged {records} records from {sum(len(u.files) for u in pending)} files "
+        progress(f"curate: staged {records} records from {len(pending)} units "
                  f"in {stage_seconds['stage']:.1f}s ({busy:.1f}s of task time)")
 
     mark = time.perf_counter()
@@ -123,7 +126,7 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         shards=final.shards,
         stage_seconds=stage_seconds,
         stages=stages,
-        inputs_resumed=resumed,
+        units_resumed=resumed,
         models=model_digests(config),
     )
     write_manifest(out, manifest)

@@ -213,8 +213,9 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
 
-    inputs = [InputRecord(source=unit.source, path=file.path, documents=per_file.get((unit.source, file.path), 0))
-              for unit in units for file in unit.files]
+    read = dict.fromkeys((unit.source, file.path) for unit in units for file in unit.files)  # ordered, unique
+    inputs = [InputRecord(source=source, path=path, documents=per_file.get((source, path), 0))
+              for source, path in read]
     counts = Counts(
         input=sum(record.documents for record in inputs),
         kept=sum(totals.documents for totals in domains.values()),

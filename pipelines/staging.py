@@ -1,5 +1,5 @@
-"""The distributed half of a curation run: each input file (or run of small files of a folder
-source) becomes one work unit that a Ray task reads, filters and writes to
+"""The distributed half of a curation run: each input file (a byte range of a large
+uncompressed jsonl file; a run of small files of a folder source) becomes one work unit that a Ray task reads, filters and writes to
 ``OUT/.staging/<config>/`` as one Parquet file of staged rows.
 
 A unit is all or nothing: its file appears under its final name only when every record of
@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from corpus.schema import PARQUET_COMPRESSION
 from pipelines.config import CurateConfig
 from pipelines.readers import READERS
+from pipelines.readers.streams import CODECS, line_ranges
 from pipelines.readers.tree import TREE_FORMATS
 from pipelines.stages import STAGED_SCHEMA, document_stage
 
@@ -36,9 +37,20 @@ _WRITE_ROWS = 8192  # staged rows buffered before a Parquet row group is written
 
 
 class InputFile(BaseModel):
+    """One input file, or the lines starting in bytes [start, end) of a large one."""
+
     path: str
     size: int
     mtime_ns: int
+    start: int = 0
+    end: int | None = None
+    first_line: int = 1
+
+    def reader_range(self) -> dict[str, int]:
+        """Keyword arguments that restrict a jsonl reader to this part; none for a whole file."""
+        if self.end is None:
+            return {}
+        return {"start": self.start, "end": self.end, "first_line": self.first_line}
 
 
 class InputUnit(BaseModel):
@@ -55,7 +67,7 @@ class InputUnit(BaseModel):
         return {"source": self.source, "files": [file.model_dump() for file in self.files]}
 
     def staged_name(self) -> str:
-        paths = "\0".join(file.path for file in self.files)
+        paths = "\0".join(f"{file.path}@{file.start}" for file in self.files)
         key = hashlib.sha1(f"{self.source}\0{paths}".encode()).hexdigest()[:12]
         return f"input-{self.index:06d}-{key}.parquet"
 
@@ -63,6 +75,8 @@ class InputUnit(BaseModel):
 class CurationError(ValueError):
     """Bad curation input found before any work starts (e.g. a glob that matches nothing)."""
 
+
+COMPRESSED = tuple(CODECS)  # a compressed stream cannot be entered mid-way, so is never split
 
 # A folder source's files are grouped into units of at most this many files or bytes.
 UNIT_FILES, UNIT_BYTES = 512, 64 * 2**20
@@ -89,7 +103,12 @@ def plan_units(config: CurateConfig) -> list[InputUnit]:
         files = []
         for path in paths:
             stat = os.stat(path)
-            files.append(InputFile(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns))
+            whole = InputFile(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+            if source.format == "jsonl" and not path.endswith(COMPRESSED) and stat.st_size > config.split_bytes:
+                files.extend(whole.model_copy(update={"start": start, "end": end, "first_line": line})
+                             for start, end, line in line_ranges(path, config.split_bytes))
+            else:
+                files.append(whole)
         for group in _grouped(files, by_folder=source.format in TREE_FORMATS):
             units.append(InputUnit(index=len(units), source=source.name, files=group))
     return units
@@ -147,7 +166,7 @@ def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: i
     rows, pending = 0, []
     with pq.ParquetWriter(partial, schema, compression=PARQUET_COMPRESSION) as writer:
         reader = READERS[source["format"]]
-        records = chain.from_iterable(reader(source, file.path) for file in unit.files)
+        records = chain.from_iterable(reader(source, file.path, **file.reader_range()) for file in unit.files)
         for batch in _batches(records, batch_size):
             table = stage(batch)
             pending.append(table.append_column(

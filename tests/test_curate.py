@@ -185,8 +185,8 @@ def test_resume_stages_only_what_is_missing(curated, tmp_path):
     (directory / f"{units[1].staged_name()}.4242.partial").write_bytes(b"PAR1 torn")
     lines: list[str] = []
     manifest = run_curation(config, progress=lines.append, resume=True)
-    assert manifest.inputs_resumed == 1
-    assert any(f"staged" in line and f"from {len(units) - 1} files" in line for line in lines)
+    assert manifest.units_resumed == 1
+    assert any(f"staged" in line and f"from {len(units) - 1} units" in line for line in lines)
     assert manifest.counts == curated["manifest"].counts
     assert [(s.path, s.sha256) for s in manifest.shards] == [
         (s.path, s.sha256) for s in curated["manifest"].shards
@@ -241,3 +241,22 @@ def test_config_hash_follows_the_contents_of_model_files(corpus, tmp_path):
     assert before == config_hash(config) and before != config_hash(corpus["config"])
     tokenizer.write_text('{"version": 2}')  # retrained in place: staged work must not be reused
     assert config_hash(config) != before
+
+
+def test_a_large_jsonl_file_is_split_at_lines_with_identical_output(curated, tmp_path):
+    """Ranges of one file staged as separate tasks give the whole file's ids, locations and
+    shards, byte for byte."""
+    source = Path(curated["config"].sources[0].path).parent / "part-0.jsonl.gz"
+    plain = tmp_path / "web.jsonl"
+    plain.write_bytes(gzip.decompress(source.read_bytes()))
+    base = curated["config"].model_copy(update={"sources": [
+        curated["config"].sources[0].model_copy(update={"path": str(plain)})]})
+    whole = run_curation(base.model_copy(update={"output": str(tmp_path / "whole")}), progress=lambda line: None)
+    split_config = base.model_copy(update={"output": str(tmp_path / "split"), "split_bytes": 2_000})
+    units = plan_units(split_config)
+    assert len(units) > 3 and all(unit.files[0].path == str(plain) for unit in units)
+    split = run_curation(split_config, progress=lambda line: None)
+    assert split.counts == whole.counts and [i.model_dump() for i in split.inputs] == [i.model_dump() for i in whole.inputs]
+    assert [(s.path, s.sha256) for s in split.shards] == [(s.path, s.sha256) for s in whole.shards]
+    quarantine = [pq.read_table(tmp_path / name / "quarantine").to_pylist() for name in ("whole", "split")]
+    assert quarantine[0] == quarantine[1] and {row["location"] for row in quarantine[1]} >= {"line 6", "line 10"}

@@ -404,3 +404,22 @@ def test_members_larger_than_a_read_and_a_cut_lose_only_the_last_block(tmp_path,
     records = read(source(path, "jsonl"), path)
     assert len(good(records)) == 6000
     assert errors(records)[0][1].startswith("unreadable file: corrupt compressed data")
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n", b""])
+def test_line_ranges_read_like_the_whole_file(tmp_path, ending):
+    from pipelines.readers.jsonl import read_jsonl
+    from pipelines.readers.streams import line_ranges
+
+    lines = [json.dumps({"text": "t" * n}).encode() if n % 7 else b"" for n in range(1, 120)] + [b"{bad"]
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(ending.join(lines) + ending if ending else b"\n".join(lines))
+    src = source(path, "jsonl")
+    whole = read(src, path)
+    for split in (1, 37, 500, 10**9):
+        ranges = line_ranges(str(path), split)
+        assert ranges[0][0] == 0 and ranges[-1][1] == path.stat().st_size
+        assert all(end == next_start for (_, end, _), (next_start, _, _) in zip(ranges, ranges[1:]))
+        parts = [r for start, end, first in ranges for r in read_jsonl(src, str(path), start, end, first)]
+        assert parts == whole, split
+    assert errors(whole)[-1][0] == f"line {len(lines)}"

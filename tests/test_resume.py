@@ -79,8 +79,8 @@ def test_resume_after_kill_finishes_only_what_is_missing(ray_runtime, config, tm
 
     lines: list[str] = []
     resumed = run_curation(config, progress=lines.append, resume=True)
-    assert resumed.inputs_resumed == finished
-    assert any(f"from {FILES - finished} files" in line for line in lines)
+    assert resumed.units_resumed == finished
+    assert any(f"from {FILES - finished} units" in line for line in lines)
 
     clean = run_curation(config.model_copy(update={"output": str(tmp_path / "clean")}),
                          progress=lambda line: None)

@@ -9,11 +9,16 @@ from pipelines.readers.records import document, preview, record, too_large
 from pipelines.readers.streams import Line, bounded_lines, open_binary
 
 
-def read_jsonl(source: dict, path: str) -> Iterator[dict[str, Any]]:
-    last = 0
+def read_jsonl(source: dict, path: str, start: int = 0, end: int | None = None,
+               first_line: int = 1) -> Iterator[dict[str, Any]]:
+    """Records of ``path``, or of the lines starting in bytes [start, end) of an uncompressed
+    file, numbered from ``first_line`` (see ``streams.line_ranges``)."""
+    last = first_line - 1
     try:
         with open_binary(path) as handle:
-            for line in bounded_lines(handle, source["max_document_bytes"]):
+            if start:
+                handle.seek(start)
+            for line in bounded_lines(handle, source["max_document_bytes"], first_line, end):
                 last = line.number
                 if line.oversized or line.data.strip():  # blank lines are not records
                     yield _parse(source, path, line)

@@ -124,6 +124,29 @@ def open_binary(path: str) -> BinaryIO:
     return io.BufferedReader(_Decompressing(path, new_member), COMPRESSED_READ)  # type: ignore[return-value]
 
 
+def line_ranges(path: str, split_bytes: int) -> list[tuple[int, int, int]]:
+    """(start, end, number of the first line) of consecutive byte ranges of an uncompressed
+    file, each about ``split_bytes`` long and cut just after a newline, so that ranges can be
+    read in parallel and still number their lines as the whole file would."""
+    cuts = [(0, 1)]
+    next_cut, offset, lines = split_bytes, 0, 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            while next_cut <= offset + len(chunk):
+                found = chunk.find(b"\n", max(next_cut - 1 - offset, 0))
+                if found < 0:
+                    next_cut = offset + len(chunk)  # cut at the first newline of a later chunk
+                    break
+                cut = offset + found + 1
+                cuts.append((cut, lines + chunk.count(b"\n", 0, found + 1) + 1))
+                next_cut = cut + split_bytes
+            lines += chunk.count(b"\n")
+            offset += len(chunk)
+    cuts = [(start, line) for start, line in cuts if start < offset] or [(0, 1)]
+    ends = [start for start, _ in cuts[1:]] + [offset]
+    return [(start, end, line) for (start, line), end in zip(cuts, ends)]
+
+
 @dataclass(frozen=True)
 class Line:
     number: int
@@ -135,11 +158,14 @@ class Line:
         return self.size > len(self.data)
 
 
-def bounded_lines(handle: BinaryIO, limit: int) -> Iterator[Line]:
-    """Every line of ``handle``; one longer than ``limit`` bytes is measured and skipped in
-    ``CHUNK`` steps instead of being read into memory."""
-    number = 0
+def bounded_lines(handle: BinaryIO, limit: int, first_number: int = 1, end: int | None = None) -> Iterator[Line]:
+    """Every line of ``handle`` (numbered from ``first_number``) that starts before byte
+    ``end``; one longer than ``limit`` bytes is measured and skipped in ``CHUNK`` steps instead
+    of being read into memory."""
+    number = first_number - 1
     while True:
+        if end is not None and handle.tell() >= end:
+            return
         data = handle.readline(limit + 1)
         if not data:
             return
