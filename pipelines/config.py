@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from corpus.schema import DOMAINS
 from corpus.specfile import load_spec, repeated
+from filters.decontam import EvalSet, load_eval_index
 from filters.domain import MIN_CONFIDENCE
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
@@ -125,6 +126,30 @@ class DomainSettings(BaseModel):
         return str(Path(classifier).resolve())
 
 
+class DecontaminationSettings(BaseModel):
+    """Evaluation sets no kept document may share a word ``ngram`` with (filters/decontam.py);
+    off by default (no sets). Passages shorter than ``ngram`` words are matched whole when they
+    have at least ``min_words``, and not checked below that. Every set is parsed here, so a
+    missing file or a bad line fails the config with its file and line, before any work."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sets: list[EvalSet] = Field(default_factory=list)
+    ngram: int = Field(default=13, ge=1, le=64)
+    min_words: int = Field(default=8, ge=1)
+
+    @model_validator(mode="after")
+    def _load_sets(self) -> "DecontaminationSettings":
+        duplicates = repeated([spec.name for spec in self.sets])
+        if duplicates:
+            raise ValueError(f"duplicate evaluation set names {duplicates}")
+        if self.min_words > self.ngram:
+            raise ValueError(f"decontamination.min_words ({self.min_words}) exceeds ngram ({self.ngram})")
+        for spec in self.sets:
+            load_eval_index(spec, self.ngram, self.min_words)  # cached: workers re-validate for free
+        return self
+
+
 class CurateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,6 +159,7 @@ class CurateConfig(BaseModel):
     filters: FilterSettings = Field(default_factory=FilterSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     domain: DomainSettings = Field(default_factory=DomainSettings)
+    decontamination: DecontaminationSettings = Field(default_factory=DecontaminationSettings)
     tokenizer: str | None = None  # reference tokenizer for n_tokens; see filters/tokens.py
     long_doc_tokens: int = Field(default=8192, gt=0)
     exact_dedup: bool = True

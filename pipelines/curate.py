@@ -47,7 +47,7 @@ def model_digests(config: CurateConfig) -> dict[str, str]:
     """sha256 of every model file the run loads (quality and domain classifiers, reference
     tokenizer, a custom language-ID model): a retrained model changes the output as surely as a config."""
     paths = [*config.quality.classifiers.values(), config.domain.classifier, config.tokenizer,
-             config.language.model]
+             config.language.model, *(spec.path for spec in config.decontamination.sets)]
     return {str(path): sha256_file(path) for path in sorted({p for p in paths if p})}
 
 

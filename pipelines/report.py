@@ -35,6 +35,7 @@ from corpus.catalog import create_view, domain_rows
 from corpus.files import write_text_atomic
 from corpus.manifest import InvariantError, Manifest, check_invariant
 from corpus.schema import DROPPED_SCHEMA, QUARANTINE_SCHEMA, SHARD_SCHEMA, shard_glob
+from filters.decontam import ITEM_SCORE_PREFIX
 
 REPORT_QUANTILES: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 0.9)
 HISTOGRAM_BINS = 20
@@ -172,6 +173,23 @@ def query_languages(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str
     return {lang or NO_VALUE: _ints(dict(zip(names, values))) for lang, *values in rows}
 
 
+def query_contamination(connection: duckdb.DuckDBPyConnection) -> dict[str, dict[str, int]]:
+    """Per evaluation set, per item: the dropped documents that named it in a
+    ``contaminated:<set>:<item>`` score (filters/decontam.py), most-hit items first."""
+    rows = connection.execute(
+        """
+        SELECT key, count(*) FROM (SELECT unnest(map_keys(scores)) AS key FROM dropped)
+        WHERE starts_with(key, ?) GROUP BY key ORDER BY count(*) DESC, key
+        """,
+        [ITEM_SCORE_PREFIX],
+    ).fetchall()
+    hits: dict[str, dict[str, int]] = {}
+    for key, documents in rows:
+        eval_set, item = key.removeprefix(ITEM_SCORE_PREFIX).split(":", 1)  # set names hold no ':'
+        hits.setdefault(eval_set, {})[item] = int(documents)
+    return dict(sorted(hits.items()))
+
+
 def _ints(record: dict[str, Any]) -> dict[str, Any]:
     """DuckDB sums of BIGINT come back as HUGEINT; make every count a plain int for JSON."""
     return {key: int(value) if isinstance(value, int) else value for key, value in record.items()}
@@ -295,6 +313,7 @@ def build_stats(out: Path, manifest: Manifest) -> dict[str, Any]:
         histograms = query_histograms(connection)
         sources = query_sources(connection)
         languages = query_languages(connection)
+        contamination = query_contamination(connection)
     finally:
         connection.close()
     return {
@@ -313,6 +332,7 @@ def build_stats(out: Path, manifest: Manifest) -> dict[str, Any]:
         "domains": {row["domain"]: _domain_entry(row, histograms[row["domain"]]) for row in domains},
         "sources": sources,
         "languages": languages,
+        "contamination": contamination,
     }
 
 
@@ -357,7 +377,8 @@ def _tokens(step: dict, key: str, unknown_key: str) -> int | str:
 
 
 def render_markdown(stats: dict[str, Any]) -> str:
-    """``index.md``: the funnel, the drop reasons and the domains, as Markdown tables."""
+    """``index.md``: the funnel, the drop reasons, the domains and (when a run has any) the
+    contaminated evaluation items, as Markdown tables."""
     totals = stats["totals"]
     lines = [
         f"# Curation report — run {stats['run_id']}",
@@ -384,6 +405,11 @@ def render_markdown(stats: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"![{domain}](quality_{safe_name(domain)}.png)" for domain in stats["domains"]]
+    if stats.get("contamination"):  # only runs with evaluation sets can have hits
+        lines += ["", "## Contamination (evaluation items found in dropped documents)", "",
+                  *_markdown_table([{"set": name, "item": item, "documents": documents}
+                                    for name, items in stats["contamination"].items()
+                                    for item, documents in items.items()])]
     return "\n".join(lines) + "\n"
 
 

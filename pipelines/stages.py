@@ -19,6 +19,7 @@ from corpus.schema import SHARD_SCHEMA
 from filters.base import Document, DocumentFilter
 from filters.classifier import classifier_filters
 from filters.code import CodeRules
+from filters.decontam import decontamination_filters
 from filters.domain import DomainTagger, LongDocumentTagger
 from filters.langid import LanguageFilter, LanguageIdentifier
 from filters.math import MathDensity
@@ -94,6 +95,7 @@ def build_chain(
         DomainTagger.from_model(config.domain.classifier, config.domain.min_confidence),  # cached load
         LanguageFilter(identifier, config.language.allowed, config.language.min_score),
     ]
+    before.extend(decontamination_filters(config.decontamination))  # on the text before prose rules cut it
     if filters.gopher_repetition:
         before.append(GopherRepetition())
     if filters.gopher_quality:
