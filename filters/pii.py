@@ -9,7 +9,9 @@ learns that something was there, not a fake instance of it.
 
 Precision over recall where the two pull apart, because a false positive corrupts text:
 - IP addresses are redacted only when public (``ipaddress.is_global``): 127.0.0.1,
-  192.168.x.x or 10.x.x.x in documentation and code identify no one;
+  192.168.x.x or 10.x.x.x in documentation and code identify no one; dotted numbers after
+  "§", "section" or "version", and addresses with three single-digit octets (public resolvers
+  such as 8.8.8.8, section and version numbers such as 8.2.4.44 or 7.1.4.34) are left too;
 - phone numbers need a ``+`` country code or the grouped (3-3-4) North American form with
   separators, so plain digit runs, dates, versions and numbers in math are left alone;
 - secrets are matched by their published formats (AWS, GitHub, Slack, Google, Stripe,
@@ -33,10 +35,21 @@ class PiiKind:
     name: str  # also the ``scores`` key suffix: pii_<name> counts redactions of this kind
     placeholder: str
     pattern: re.Pattern[str]
-    accept: Callable[[str], bool] = lambda match: True  # a second look at a candidate
+    accept: Callable[[re.Match[str]], bool] = lambda match: True  # a second look at a candidate
 
 
-def _public_ip(candidate: str) -> bool:
+# Dotted numbers that are section or version numbers, not addresses: "C99 §6.3.1.8",
+# "HTML5 section 8.2.4.44", "version 2.7.18.1".
+_NUMBERING_CONTEXT = re.compile(r"(?:§|\b(?:sections?|chapters?|versions?|rfc|v))[\s\"'(]*$", re.IGNORECASE)
+
+
+def _public_ip(match: re.Match[str]) -> bool:
+    candidate = match.group()
+    if "." in candidate:
+        if _NUMBERING_CONTEXT.search(match.string[max(0, match.start() - 12) : match.start()]):
+            return False
+        if sum(len(octet) == 1 for octet in candidate.split(".")) >= 3:
+            return False  # 8.8.8.8, 7.1.4.34: public resolvers, section or version numbers
     if ":" in candidate:
         # C++ scopes ("a::b") and ratios parse as IPv6 too; a real address has at least three
         # groups, one of them four hex digits long.
@@ -87,7 +100,7 @@ def redact(text: str, kinds: tuple[PiiKind, ...] = KINDS) -> tuple[str, dict[str
 
         def replace(match: re.Match[str], kind: PiiKind = kind) -> str:
             nonlocal found
-            if not kind.accept(match.group()):
+            if not kind.accept(match):
                 return match.group()
             found += 1
             return kind.placeholder
