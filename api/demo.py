@@ -18,19 +18,19 @@ figures per domain are in ``classifier/domain.report.json``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from api import service
 from corpus.catalog import format_table
 from corpus.schema import DOMAINS
 from filters.classifier import TrainingSettings
 from mixer.spec import MixtureSpec, load_mixture
-from pipelines.config import CurateConfig, QualitySettings, load_curate_config
+from pipelines.config import CurateConfig, QualitySettings, SourceConfig, load_curate_config
+from pipelines.readers.jsonl import read_jsonl
 
 DEMO_VOCAB_SIZE = 4096
 # A small model for a small sample: 14 MB, about a second to train on two cores. The sample's
@@ -60,22 +60,29 @@ def demo_curate_config(
     return config.model_copy(update=update)
 
 
+def sample_records(pattern: str) -> Iterator[dict[str, Any]]:
+    """The readable records of the bundled sample's jsonl files matching ``pattern`` (relative
+    to ``examples/sample/``), read by curation's own jsonl reader: the planted bad lines are
+    curation's to quarantine and are left out here."""
+    source = SourceConfig(name="sample", path=pattern, format="jsonl", id_field="id").model_dump()
+    for path in sorted((service.EXAMPLES / "sample").glob(pattern)):
+        for record in read_jsonl(source, str(path)):
+            if record["error"] is None:
+                yield record
+
+
+def sample_texts(pattern: str) -> list[str]:
+    return [record["text"] for record in sample_records(pattern)]
+
+
 def write_web_examples(directory: Path) -> tuple[Path, Path]:
     """The sample's web articles split by its ground truth into ``web-clean.jsonl`` and
     ``web-junk.jsonl`` under ``directory``."""
-    sample = service.EXAMPLES / "sample"
-    truth = json.loads((sample / "ground_truth.json").read_text())["sources"]["web"]
+    truth = json.loads((service.EXAMPLES / "sample" / "ground_truth.json").read_text())["sources"]["web"]
     junk_ids = {doc_id for ids in truth["junk"].values() for doc_id in ids}
-    bad_lines = {(bad["file"], bad["line"]) for bad in truth["bad_lines"]}
     clean, junk = [], []
-    for path in sorted((sample / "web").glob("*.jsonl.gz")):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                # The planted bad lines are curation's to quarantine; they teach nothing here.
-                if (f"web/{path.name}", number) in bad_lines:
-                    continue
-                record = json.loads(line)
-                (junk if record["id"] in junk_ids else clean).append({"text": record["text"]})
+    for record in sample_records("web/*.jsonl.gz"):
+        (junk if record["input_id"] in junk_ids else clean).append({"text": record["text"]})
     directory.mkdir(parents=True, exist_ok=True)
     paths = directory / "web-clean.jsonl", directory / "web-junk.jsonl"
     for path, records in zip(paths, (clean, junk)):

@@ -51,24 +51,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SAMPLE = ROOT / "examples" / "sample"
+from api.demo import sample_texts  # noqa: E402  (after the path insert that makes it importable)
+
 WORKERS = 2
 PROSE_STAGES = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
-
-
-def _sample_texts(pattern: str) -> list[str]:
-    texts = []
-    for path in sorted(SAMPLE.glob(pattern)):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the sample plants broken lines on purpose
-                if isinstance(record, dict) and isinstance(record.get("text"), str):
-                    texts.append(record["text"])
-    return texts
 
 
 class CorpusBuilder:
@@ -91,9 +77,9 @@ class CorpusBuilder:
 
         self.normalize = normalize_text
         self.rng = random.Random(seed)
-        self.paragraphs = [p.strip() for text in _sample_texts("web/*.jsonl.gz") for p in text.split("\n\n")
+        self.paragraphs = [p.strip() for text in sample_texts("web/*.jsonl.gz") for p in text.split("\n\n")
                            if len(p.split()) >= 8]
-        self.foreign = [p.strip() for text in _sample_texts("multilingual/*.jsonl") for p in text.split("\n\n")
+        self.foreign = [p.strip() for text in sample_texts("multilingual/*.jsonl") for p in text.split("\n\n")
                         if p.strip()]
         self.kinds, self.weights = zip(*self.KINDS.items())
 

@@ -23,7 +23,6 @@ cached under its path, size and modification time, so a changed file is read aga
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import re
@@ -45,6 +44,7 @@ CONTAMINATED = "contaminated"  # the drop reason
 HITS_SCORE = "contamination_hits"  # scores key: matching n-gram positions in the document
 ITEM_SCORE_PREFIX = "contaminated:"  # scores key prefix: contaminated:<set>:<item id> = 1.0
 MAX_ITEMS_RECORDED = 10  # evaluation items named per dropped document (the scores map stays small)
+MAX_ITEM_BYTES = 16 * 2**20  # an evaluation line longer than this is an error, not read whole
 
 _WORD = re.compile(r"\w+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so multiplying by it loses no bits modulo 2**64
@@ -143,11 +143,16 @@ class EvalIndex:
 
 
 def _lines(path: str) -> Iterator[tuple[int, bytes]]:
-    opener = gzip.open if path.endswith(".gz") else open
+    # Imported here: pipelines.config imports this module, and the readers import the config.
+    from pipelines.readers.streams import bounded_lines, open_binary
+
     try:
-        with opener(path, "rb") as handle:
-            yield from enumerate(handle, start=1)
-    except OSError as error:  # includes a corrupt gzip stream
+        with open_binary(path) as handle:
+            for line in bounded_lines(handle, MAX_ITEM_BYTES):
+                if line.oversized:
+                    raise EvalSetError(f"{path} line {line.number}: {line.size:,} bytes, over {MAX_ITEM_BYTES:,}")
+                yield line.number, line.data
+    except (OSError, EOFError) as error:  # a corrupt or truncated compressed stream too
         raise EvalSetError(f"{path}: cannot read: {error}") from error
 
 

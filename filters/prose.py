@@ -55,9 +55,13 @@ class _DatatroveRule(DocumentFilter):
 
     reason_prefix = ""
     needs = ("text", "domain", "lang")
+    rule_class: type = object  # the datatrove filter class (or our faster subclass of it)
+    settings: dict[str, Any] = {}  # our defaults where they differ from datatrove's
 
-    def __init__(self, rule: Any) -> None:
-        self.rule = rule
+    def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
+        """``tokenizer`` defaults to the process's shared one; ``overrides`` go to the rule."""
+        language = tokenizer if tokenizer is not None else shared_tokenizer()
+        self.rule = self.rule_class(language=language, **{**self.settings, **overrides})
 
     def applies_to(self, doc: Document) -> bool:
         return doc.domain in PROSE_DOMAINS and doc.lang == "en"
@@ -81,26 +85,18 @@ class _DatatroveRule(DocumentFilter):
         """Called before a rule's rewritten text replaces ``doc.text``."""
 
 
-def _tokenizer(tokenizer: WordTokenizer | None) -> WordTokenizer:
-    return tokenizer if tokenizer is not None else shared_tokenizer()
-
-
 class GopherRepetition(_DatatroveRule):
     name = "gopher_repetition"
     reason_prefix = "gopher_rep_"
     adds = ("scores.gopher_repetition_pass",)
-
-    def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
-        super().__init__(FastGopherRepetitionFilter(language=_tokenizer(tokenizer), **overrides))
+    rule_class = FastGopherRepetitionFilter
 
 
 class GopherQuality(_DatatroveRule):
     name = "gopher_quality"
     reason_prefix = "gopher_"
     adds = ("scores.gopher_quality_pass",)
-
-    def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
-        super().__init__(FastGopherQualityFilter(language=_tokenizer(tokenizer), **overrides))
+    rule_class = FastGopherQualityFilter
 
 
 # FineWeb's setting for C4: judge lines by FineWeb's own punctuation rule instead.
@@ -111,10 +107,8 @@ class C4Quality(_DatatroveRule):
     name = "c4_quality"
     reason_prefix = "c4_"
     adds = ("text", "scores.c4_quality_pass", "scores.c4_lines_removed", "scores.c4_chars_removed")
-
-    def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
-        settings = {**FINEWEB_C4_SETTINGS, **overrides}
-        super().__init__(FastC4QualityFilter(language=_tokenizer(tokenizer), **settings))
+    rule_class = FastC4QualityFilter
+    settings = FINEWEB_C4_SETTINGS
 
     def check(self, doc: Document) -> Verdict:
         doc.scores["c4_lines_removed"] = 0.0
@@ -134,9 +128,7 @@ class FineWebQuality(_DatatroveRule):
     name = "fineweb_quality"
     reason_prefix = "fineweb_"
     adds = ("scores.fineweb_quality_pass",)
-
-    def __init__(self, tokenizer: WordTokenizer | None = None, **overrides: Any) -> None:
-        super().__init__(FineWebQualityFilter(language=_tokenizer(tokenizer), **overrides))
+    rule_class = FineWebQualityFilter
 
 
 def fineweb_prose_chain(tokenizer: WordTokenizer | None = None) -> list[DocumentFilter]:

@@ -167,7 +167,6 @@ class CurateConfig(BaseModel):
     # An uncompressed jsonl file larger than this is staged as several tasks, cut at lines.
     split_bytes: int = Field(default=256 * 2**20, gt=0)
     batch_size: int = Field(default=256, gt=0)  # documents per Ray Data batch
-    shuffle_partitions: int = Field(default=16, gt=0)  # hash partitions of the dedup shuffle
     concurrency: int | None = Field(default=None, gt=0)  # parallel filter tasks; None = Ray decides
 
     @field_validator("language")

@@ -51,10 +51,11 @@ def model_digests(config: CurateConfig) -> dict[str, str]:
     return {str(path): sha256_file(path) for path in sorted({p for p in paths if p})}
 
 
-def config_hash(config: CurateConfig) -> str:
-    """The config and the contents of the models it names; resume trusts staging only under it."""
-    canonical = json.dumps({"config": config.model_dump(mode="json"), "models": model_digests(config)},
-                           sort_keys=True)
+def config_hash(config: CurateConfig, models: dict[str, str] | None = None) -> str:
+    """The config and the contents of the models it names (``models``: their digests, when
+    already computed); resume trusts staging only under it."""
+    models = model_digests(config) if models is None else models
+    canonical = json.dumps({"config": config.model_dump(mode="json"), "models": models}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -88,7 +89,8 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
     started, clock = _now(), time.perf_counter()
     out = Path(config.output)
     units = plan_units(config)
-    digest = config_hash(config)
+    models = model_digests(config)  # hashing the model files once: they can be tens of MB
+    digest = config_hash(config, models)
     directory = staging_dir(out, digest)
     if not resume:
         reset_staging(out)
@@ -127,7 +129,7 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         stage_seconds=stage_seconds,
         stages=stages,
         units_resumed=resumed,
-        models=model_digests(config),
+        models=models,
     )
     write_manifest(out, manifest)
     write_report(out, manifest)

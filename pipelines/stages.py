@@ -172,13 +172,14 @@ def _row(record: dict[str, Any], doc: Document | None, status: str,
 
 
 class DocumentStage:
-    """The filter chains with their models loaded; ``stage_records`` keeps one per process.
+    """The filter chains with their models loaded; ``document_stage`` keeps one per process.
 
     Every parsed document gets a token count, dropped ones included (of the text as it was
     when dropped), so the report's funnel can show tokens as well as documents per stage."""
 
     def __init__(self, config_json: str) -> None:
         config = CurateConfig.model_validate_json(config_json)
+        self.sources = {source.name: source.model_dump() for source in config.sources}  # for the readers
         identifier = LanguageIdentifier(config.language.model)
         # One pair of chains per source, since a source may override the run's filters.
         self.chains = {

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import time
-from functools import lru_cache
 from itertools import chain
 from pathlib import Path
 from typing import Any, Iterator
@@ -134,12 +133,6 @@ def is_staged(directory: Path, unit: InputUnit) -> bool:
     return json.loads(metadata.get(_FINGERPRINT_KEY, b"null")) == unit.fingerprint
 
 
-@lru_cache(maxsize=2)
-def _sources(config_json: str) -> dict[str, dict[str, Any]]:
-    config = CurateConfig.model_validate_json(config_json)
-    return {source.name: source.model_dump() for source in config.sources}
-
-
 def _batches(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     for ordinal, record in enumerate(records):
@@ -156,14 +149,14 @@ def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: i
     """Read, filter and stage every record of one input; returns the number of records.
     Memory is bounded by one batch plus one row group, whatever the input's size."""
     stage = document_stage(config_json)
-    source = _sources(config_json)[unit.source]
+    source = stage.sources[unit.source]
     schema = STAGED_SCHEMA.append(pa.field("input_index", pa.int32())).with_metadata(
         {_FINGERPRINT_KEY: json.dumps(unit.fingerprint).encode()}
     )
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / unit.staged_name()
     partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
-    rows, pending = 0, []
+    rows, pending, buffered = 0, [], 0
     with pq.ParquetWriter(partial, schema, compression=PARQUET_COMPRESSION) as writer:
         reader = READERS[source["format"]]
         records = chain.from_iterable(reader(source, file.path, **file.reader_range()) for file in unit.files)
@@ -173,9 +166,10 @@ def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: i
                 "input_index", pa.array([unit.index] * table.num_rows, pa.int32())
             ))
             rows += table.num_rows
-            if sum(t.num_rows for t in pending) >= _WRITE_ROWS:
+            buffered += table.num_rows
+            if buffered >= _WRITE_ROWS:
                 writer.write_table(pa.concat_tables(pending))
-                pending = []
+                pending, buffered = [], 0
         if pending:
             writer.write_table(pa.concat_tables(pending))
     os.replace(partial, final)

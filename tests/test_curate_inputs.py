@@ -16,6 +16,7 @@ import zstandard
 from test_readers import make_tree, page, warc_record
 
 from api.cli import main
+from api.demo import sample_texts
 from filters.base import Document
 from filters.prose import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from corpus.manifest import check_invariant, read_manifest
@@ -23,23 +24,17 @@ from corpus.schema import shard_glob
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample"
-
-
 def clean_articles(count: int) -> list[str]:
     """Real English articles from the sample that every prose filter keeps, so whatever is
     not kept below was lost to the bad input around it, not to a filter."""
     rules = [GopherRepetition(), GopherQuality(), C4Quality(), FineWebQuality()]
     articles = []
-    with gzip.open(SAMPLE / "web" / "web-00000.jsonl.gz", "rt") as first, \
-            gzip.open(SAMPLE / "web" / "web-00002.jsonl.gz", "rt") as second:
-        for line in (*first, *second):
-            text = json.loads(line)["text"]
-            doc = Document(id="x", text=text, source="s", domain="web", lang="en")
-            if len(text) > 1000 and all(rule.check(doc).keep for rule in rules):
-                articles.append(text)
-                if len(articles) == count:
-                    return articles
+    for text in sample_texts("web/web-0000[02].jsonl.gz"):
+        doc = Document(id="x", text=text, source="s", domain="web", lang="en")
+        if len(text) > 1000 and all(rule.check(doc).keep for rule in rules):
+            articles.append(text)
+            if len(articles) == count:
+                return articles
     raise AssertionError("the sample has too few clean articles")
 
 

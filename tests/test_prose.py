@@ -5,11 +5,8 @@ drop reasons one by one; and the math-density gate."""
 from __future__ import annotations
 
 import difflib
-import gzip
-import json
 import pickle
 import random
-from pathlib import Path
 
 import pytest
 from datatrove.data import Document as DatatroveDocument
@@ -21,6 +18,7 @@ from datatrove.pipeline.filters import (
 )
 from datatrove.utils.word_tokenizers import SpaCyTokenizer
 
+from api.demo import sample_texts
 from filters.base import Document
 from filters.math import MathDensity
 from filters.prose import (
@@ -32,26 +30,10 @@ from filters.prose import (
 )
 from filters.words import FastEnglishTokenizer
 
-SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample"
-
-
-def _texts(paths: list[Path]) -> list[str]:
-    texts = []
-    for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # the sample plants unparseable lines on purpose
-                if isinstance(record, dict) and isinstance(record.get("text"), str):
-                    texts.append(record["text"])
-    return texts
 
 
 def web_texts() -> list[str]:
-    return _texts(sorted((SAMPLE / "web").glob("*.jsonl.gz")))
+    return sample_texts("web/*.jsonl.gz")
 
 
 def perturb(text: str, rng: random.Random) -> str:
@@ -132,7 +114,7 @@ def test_keep_drop_agrees_with_stock_datatrove(name: str, corpus: list[str]) -> 
 
 def test_word_tokens_match_spacy(corpus: list[str]) -> None:
     spacy_words, ours = SpaCyTokenizer("en"), FastEnglishTokenizer()
-    sample = corpus[::2] + _texts(sorted(SAMPLE.glob("*/*.jsonl")))
+    sample = corpus[::2] + sample_texts("*/*.jsonl")
     same_docs = matched = total = 0
     for text in sample:
         expected, got = spacy_words.word_tokenize(text), ours.word_tokenize(text)
@@ -323,7 +305,7 @@ def math_doc(text: str) -> Document:
 
 
 def test_math_filter_keeps_every_sample_math_document() -> None:
-    texts = _texts(sorted((SAMPLE / "math").glob("*.jsonl")))
+    texts = sample_texts("math/*.jsonl")
     assert len(texts) > 400
     gate = MathDensity()
     dropped = [text[:80] for text in texts if not gate.check(math_doc(text)).keep]
