@@ -12,6 +12,7 @@ from corpus.schema import DOMAINS
 from corpus.specfile import load_spec, repeated
 from filters.decontam import EvalSet, load_eval_index
 from filters.domain import MIN_CONFIDENCE
+from filters.minhash import MinHashScheme
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
 
@@ -150,6 +151,40 @@ class DecontaminationSettings(BaseModel):
         return self
 
 
+class FuzzyDedupSettings(BaseModel):
+    """MinHash near-duplicate removal across the whole run (filters/minhash.py,
+    pipelines/fuzzy.py): documents sharing a band of ``rows`` signature values in any of
+    ``bands`` bands are candidates, and a candidate pair whose signatures estimate a Jaccard
+    similarity of word ``ngram``-grams of at least ``threshold`` is an edge; each connected
+    component keeps its best document by quality.
+
+    ``reference`` lists earlier runs' output folders: a document near-duplicating one of their
+    kept documents is dropped as ``earlier_run_duplicate``, so adding a source to a corpus does
+    not re-admit what is already in it. Their signatures must use the same scheme."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    ngram: int = Field(default=5, ge=1, le=64)
+    bands: int = Field(default=14, ge=1, le=64)
+    rows: int = Field(default=8, ge=1, le=64)
+    threshold: float = Field(default=0.8, ge=0.0, le=1.0)
+    seed: int = Field(default=1, ge=0, lt=2**32)
+    reference: list[str] = Field(default_factory=list)
+
+    def scheme(self) -> MinHashScheme:
+        return MinHashScheme(ngram=self.ngram, bands=self.bands, rows=self.rows, seed=self.seed)
+
+    @model_validator(mode="after")
+    def _references_match(self) -> "FuzzyDedupSettings":
+        from corpus.signatures import reference_files
+
+        self.reference = [str(Path(folder).resolve()) for folder in self.reference]
+        for folder in self.reference:
+            reference_files(folder, self.scheme())  # raises naming the folder and what differs
+        return self
+
+
 class CurateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -163,6 +198,7 @@ class CurateConfig(BaseModel):
     tokenizer: str | None = None  # reference tokenizer for n_tokens; see filters/tokens.py
     long_doc_tokens: int = Field(default=8192, gt=0)
     exact_dedup: bool = True
+    fuzzy_dedup: FuzzyDedupSettings = Field(default_factory=FuzzyDedupSettings)
     shard_rows: int = Field(default=50_000, gt=0)  # rows per output Parquet file
     # An uncompressed jsonl file larger than this is staged as several tasks, cut at lines.
     split_bytes: int = Field(default=256 * 2**20, gt=0)

@@ -2,9 +2,11 @@
 
 1. **Stage** (Ray Data, one task per input file; see ``staging``): read, normalise, tag,
    filter, count tokens and score every record, into ``OUT/.staging/``.
-2. **Finalise** (DuckDB over the staged files; see ``finalize``): duplicate ids, exact
-   dedup across sources, sorted shards, dropped and quarantine sets, counts.
-3. **Record**: ``manifest.json`` (its invariant checked before it is written), then
+2. **Fuzzy dedup** (Ray; see ``fuzzy``): near-duplicate components over the staged
+   signatures and, when given, earlier runs' signatures.
+3. **Finalise** (DuckDB over the staged files; see ``finalize``): duplicate ids, exact and
+   near-duplicate survivors, sorted shards, dropped and quarantine sets, counts.
+4. **Record**: ``manifest.json`` (its invariant checked before it is written), then
    ``OUT/report/`` (funnel, quality histograms, ``stats.json``; see ``report``).
 
 ``resume=True`` keeps the units an interrupted run of the same config staged and stages only
@@ -24,7 +26,9 @@ from typing import Callable
 from corpus.manifest import Manifest, sha256_file, write_manifest
 from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig
-from pipelines.finalize import EXACT_DEDUP_STAGE, finalize
+from corpus.signatures import reference_files
+from pipelines.finalize import EXACT_DEDUP_STAGE, FUZZY_DEDUP_STAGE, finalize
+from pipelines.fuzzy import fuzzy_components
 from pipelines.report import write_report
 from pipelines.runtime import ensure_ray
 from pipelines.stages import document_stage
@@ -98,6 +102,8 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
     stages = document_stage(config.model_dump_json()).stage_names()
     if config.exact_dedup:
         stages.append(EXACT_DEDUP_STAGE)
+    if config.fuzzy_dedup.enabled:
+        stages.append(FUZZY_DEDUP_STAGE)
 
     pending = [unit for unit in units if not (resume and is_staged(directory, unit))]
     resumed = len(units) - len(pending)
@@ -111,9 +117,23 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         progress(f"curate: staged {records} records from {len(pending)} units "
                  f"in {stage_seconds['stage']:.1f}s ({busy:.1f}s of task time)")
 
+    staged = [directory / unit.staged_name() for unit in units]
+    components: list[str] = []
+    fuzzy = config.fuzzy_dedup
+    if fuzzy.enabled:
+        mark = time.perf_counter()
+        earlier = [path for folder in fuzzy.reference for path in reference_files(folder, fuzzy.scheme())]
+        found = fuzzy_components([str(path) for path in staged], earlier, fuzzy.scheme(), fuzzy.threshold,
+                                 directory / "fuzzy")
+        components = found.components
+        stage_seconds[FUZZY_DEDUP_STAGE] = round(time.perf_counter() - mark, 2)
+        progress(f"curate: fuzzy dedup: {found.candidate_pairs} candidate pairs, {found.edges} at Jaccard "
+                 f"≥ {fuzzy.threshold}, components in {found.rounds} rounds "
+                 f"({stage_seconds[FUZZY_DEDUP_STAGE]:.1f}s)")
+
     mark = time.perf_counter()
-    final = finalize(out, [directory / unit.staged_name() for unit in units], units,
-                     config.shard_rows, config.exact_dedup)
+    final = finalize(out, staged, units, config.shard_rows, config.exact_dedup, components,
+                     fuzzy.scheme() if fuzzy.enabled else None)
     stage_seconds["finalize"] = round(time.perf_counter() - mark, 2)
 
     manifest = Manifest(

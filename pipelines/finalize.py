@@ -1,13 +1,17 @@
 """The whole-corpus half of a curation run, in DuckDB over the staged Parquet files.
 
 1. **Decisions.** A kept document whose id an earlier record (in input order) already holds
-   is quarantined: contract 1 promises unique ids. Among the remaining kept documents, exact
-   duplicates (same normalised text) keep the smallest id, so the choice does not depend on
-   read order, and the others are dropped as ``exact_duplicate`` at stage ``exact_dedup``;
-   every member of such a group carries the group's ``dup_cluster``.
+   is quarantined: contract 1 promises unique ids. The remaining kept documents are grouped
+   into clusters: near-duplicate components from fuzzy dedup (pipelines/fuzzy.py, run on Ray
+   before this), else exact duplicates (same normalised text). Each cluster keeps its best
+   document, by quality and then smallest id, so the choice does not depend on read order;
+   the others are dropped as ``exact_duplicate`` (the survivor's text exactly) or
+   ``near_duplicate``, and every member carries the cluster's ``dup_cluster``. A component
+   that holds an earlier run's document keeps none (``earlier_run_duplicate``).
 2. **Outputs.** Kept rows are written sorted by (domain, id) into per-domain shards, dropped
    and quarantined rows sorted by input order, each in fixed-size row groups, so the same
-   staged rows always give byte-identical files whatever the run's parallelism was.
+   staged rows always give byte-identical files whatever the run's parallelism was. With
+   fuzzy dedup the kept documents' signatures go to ``OUT/minhash/`` for later runs.
 
 DuckDB does this out of core: only the narrow (index, ordinal, id, hash) columns are windowed,
 and rows are streamed to the writers in record batches, so no process holds the corpus.
@@ -26,13 +30,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from corpus.manifest import Counts, DomainTotals, InputRecord, ShardRecord, sha256_file
+from corpus.signatures import SIGNATURE_SCHEMA, SIGNATURES_DIR, write_scheme
 from corpus.schema import DROPPED_SCHEMA, PARQUET_COMPRESSION, QUARANTINE_SCHEMA, SHARD_SCHEMA, shards_dir
+from filters.minhash import MinHashScheme
+from pipelines.fuzzy import COMPONENT_SCHEMA
 from pipelines.staging import InputUnit
 from pipelines.stages import DROPPED, KEPT, QUARANTINED
 
 EXACT_DEDUP_STAGE, EXACT_DUPLICATE = "exact_dedup", "exact_duplicate"
+FUZZY_DEDUP_STAGE, NEAR_DUPLICATE = "fuzzy_dedup", "near_duplicate"
+EARLIER_RUN_DUPLICATE = "earlier_run_duplicate"
 DUPLICATE_ID = "duplicate id"
-OUTPUT_DIRS = ("shards", "dropped", "quarantine", "report")  # a rerun replaces them all
+OUTPUT_DIRS = ("shards", "dropped", "quarantine", "report", SIGNATURES_DIR)  # a rerun replaces them all
 _ROW_GROUP = 4096
 _FETCH_ROWS = 4096
 
@@ -99,20 +108,33 @@ class FinalCounts:
 
 
 def _decisions_sql(exact_dedup: bool) -> str:
-    """Per (input_index, ordinal) of a kept row: its final status, stage, reason and cluster."""
-    survivor = "min(id) OVER (PARTITION BY text_hash)" if exact_dedup else "id"
-    copies = "count(*) OVER (PARTITION BY text_hash)" if exact_dedup else "1"
+    """Per (input_index, ordinal) of a kept row: its final status, stage, reason and cluster.
+
+    A document's cluster is its near-duplicate component (table ``components``, empty
+    without fuzzy dedup), else with exact dedup its text's group, else itself. Each cluster
+    keeps its best document (quality, then smallest id); copies of the survivor's exact text
+    are ``exact_duplicate``, the rest ``near_duplicate``, and a component holding an earlier
+    run's document keeps nothing (``earlier_run_duplicate``)."""
+    exact_group = "'exact-' || text_hash" if exact_dedup else "'self-' || id"
     return f"""
     CREATE TEMP TABLE decision AS
     WITH kept AS (
-        SELECT input_index, ordinal, id, text_hash,
+        SELECT input_index, ordinal, id, text_hash, quality,
                row_number() OVER w AS id_rank,
                first_value(file || ':' || location) OVER w AS first_at
         FROM staged WHERE status = '{KEPT}'
         WINDOW w AS (PARTITION BY id ORDER BY input_index, ordinal)
-    ), unique_ids AS (
-        SELECT input_index, ordinal, id, text_hash, {survivor} AS survivor, {copies} AS copies
-        FROM kept WHERE id_rank = 1
+    ), clustered AS (
+        SELECT k.input_index, k.ordinal, k.id, k.text_hash, k.quality, coalesce(c.earlier, false) AS earlier,
+               CASE WHEN c.component IS NOT NULL THEN 'near-' || c.component::VARCHAR ELSE {exact_group} END AS cluster
+        FROM kept k LEFT JOIN components c USING (input_index, ordinal)
+        WHERE k.id_rank = 1
+    ), ranked AS (
+        SELECT *, first_value(id) OVER c AS survivor, first_value(text_hash) OVER c AS survivor_hash,
+               count(*) OVER (PARTITION BY cluster) AS copies,
+               count(DISTINCT text_hash) OVER (PARTITION BY cluster) AS texts
+        FROM clustered
+        WINDOW c AS (PARTITION BY cluster ORDER BY quality DESC NULLS LAST, id)
     )
     SELECT input_index, ordinal, '{QUARANTINED}' AS status, 'ids' AS stage,
            '{DUPLICATE_ID} ' || id || ' (first at ' || first_at || ')' AS reason,
@@ -120,11 +142,18 @@ def _decisions_sql(exact_dedup: bool) -> str:
     FROM kept WHERE id_rank > 1
     UNION ALL
     SELECT input_index, ordinal,
-           CASE WHEN id = survivor THEN '{KEPT}' ELSE '{DROPPED}' END,
-           CASE WHEN id = survivor THEN NULL ELSE '{EXACT_DEDUP_STAGE}' END,
-           CASE WHEN id = survivor THEN NULL ELSE '{EXACT_DUPLICATE}' END,
-           CASE WHEN copies > 1 THEN 'exact-' || left(text_hash, 16) END
-    FROM unique_ids
+           CASE WHEN id = survivor AND NOT earlier THEN '{KEPT}' ELSE '{DROPPED}' END,
+           CASE WHEN id = survivor AND NOT earlier THEN NULL
+                WHEN NOT earlier AND {str(exact_dedup).lower()} AND text_hash = survivor_hash THEN '{EXACT_DEDUP_STAGE}'
+                ELSE '{FUZZY_DEDUP_STAGE}' END,
+           CASE WHEN earlier THEN '{EARLIER_RUN_DUPLICATE}'
+                WHEN id = survivor THEN NULL
+                WHEN {str(exact_dedup).lower()} AND text_hash = survivor_hash THEN '{EXACT_DUPLICATE}'
+                ELSE '{NEAR_DUPLICATE}' END,
+           CASE WHEN earlier OR copies = 1 THEN NULL
+                WHEN texts = 1 THEN 'exact-' || left(survivor_hash, 16)
+                ELSE 'near-' || left(survivor_hash, 16) END
+    FROM ranked
     """
 
 
@@ -174,9 +203,18 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, sql: str, directory: Path, sch
     roller.close()
 
 
-def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: int,
-             exact_dedup: bool) -> FinalCounts:
-    """Decide duplicates, write shards, dropped and quarantine sets, and count everything."""
+def _components_view(con: duckdb.DuckDBPyConnection, components: list[str]) -> None:
+    if components:
+        con.read_parquet(components).create_view("components")
+    else:
+        con.from_arrow(COMPONENT_SCHEMA.empty_table()).create_view("components")
+
+
+def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: int, exact_dedup: bool,
+             components: list[str] = (), signatures: MinHashScheme | None = None) -> FinalCounts:
+    """Decide duplicates (``components``: fuzzy dedup's, see fuzzy.py), write shards, dropped
+    and quarantine sets, and with ``signatures`` the kept documents' MinHash signatures for
+    later runs; count everything."""
     for name in OUTPUT_DIRS:
         shutil.rmtree(out / name, ignore_errors=True)
     spill = out / ".staging" / "duckdb"
@@ -186,6 +224,7 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         con.execute("SET temp_directory = ?", [str(spill)])
         con.execute("SET preserve_insertion_order = true")
         con.read_parquet([str(path) for path in staged]).create_view("staged")
+        _components_view(con, list(components))
         con.execute(_decisions_sql(exact_dedup))
         con.execute(_FINAL_VIEW)
 
@@ -196,6 +235,10 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         _write_sorted(con, f"""SELECT source, file, location, reason AS error, left(text, 200) AS raw
                        FROM final WHERE status = '{QUARANTINED}' ORDER BY input_index, ordinal""",
                       out / "quarantine", QUARANTINE_SCHEMA, shard_rows)
+        if signatures is not None:
+            _write_sorted(con, f"""SELECT id, minhash FROM final WHERE status = '{KEPT}' AND minhash IS NOT NULL
+                           ORDER BY id""", out / SIGNATURES_DIR, SIGNATURE_SCHEMA, shard_rows)
+            write_scheme(out, signatures)
 
         per_file = {(source, file): n for source, file, n in
                     con.execute("SELECT source, file, count(*) FROM staged GROUP BY ALL").fetchall()}

@@ -4,7 +4,8 @@ stage and reason) or quarantined (with its error).
 
 Columns needed: ``readers.RAW_COLUMNS`` plus ``ordinal`` (the record's position in its
 input). Columns added: ``STAGED_SCHEMA`` (contract 1's shard columns plus ``status``,
-``stage``, ``reason``, ``file``, ``location``, ``ordinal`` and ``text_hash``).
+``stage``, ``reason``, ``file``, ``location``, ``ordinal``, ``text_hash`` and, for kept
+documents when fuzzy dedup is on, their MinHash signature ``minhash``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from filters.decontam import decontamination_filters
 from filters.domain import DomainTagger, LongDocumentTagger
 from filters.langid import LanguageFilter, LanguageIdentifier
 from filters.math import MathDensity
+from filters.minhash import MinHasher
 from filters.normalize import Normalizer
 from filters.pii import PiiRedactor
 from filters.prose import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
@@ -38,7 +40,7 @@ TOKENS_STAGE = "tokens"  # not a filter: where n_tokens becomes known between th
 STAGED_SCHEMA = pa.schema(
     [pa.field(f.name, f.type) for f in SHARD_SCHEMA]
     + [pa.field(name, pa.string()) for name in ("status", "stage", "reason", "file", "location")]
-    + [pa.field("ordinal", pa.int64()), pa.field("text_hash", pa.string())]
+    + [pa.field("ordinal", pa.int64()), pa.field("text_hash", pa.string()), pa.field("minhash", pa.binary())]
 )
 
 # What a Document carries before any filter has run.
@@ -189,6 +191,7 @@ class DocumentStage:
         for chains in self.chains.values():
             check_chain(list(chains))
         self.counter = TokenCounter(config.tokenizer)
+        self.hasher = MinHasher(config.fuzzy_dedup.scheme()) if config.fuzzy_dedup.enabled else None
 
     def stage_names(self) -> list[str]:
         """Every source's steps in run order (sources that override filters add theirs)."""
@@ -228,7 +231,16 @@ class DocumentStage:
                 continue
             stage, reason = drop if drop is not None else (None, None)
             rows[index] = _row(record, doc, KEPT if drop is None else DROPPED, stage, reason)
+        if self.hasher is not None:
+            self._sign([row for row in rows if row["status"] == KEPT])
         return pa.Table.from_pylist(rows, schema=STAGED_SCHEMA)
+
+    def _sign(self, rows: list[dict]) -> None:
+        """MinHash signatures of the kept documents' final text, for fuzzy dedup; a document
+        without a word has none and is left to exact dedup."""
+        signatures, has_words = self.hasher.signatures([row["text"] for row in rows])
+        for row, signature, valid in zip(rows, signatures, has_words):
+            row["minhash"] = signature.astype("<u4", copy=False).tobytes() if valid else None
 
 
 @lru_cache(maxsize=2)

@@ -172,7 +172,7 @@ def test_dropped_rows_name_their_stage_and_size(curated):
     assert french["n_tokens"] > 10 and french["n_chars"] == len(french["text"])
     assert dropped["web/w3"]["stage"] == "exact_dedup"
     stages = curated["manifest"].stages
-    assert stages[:3] == ["normalize", "domain", "language"] and stages[-1] == "exact_dedup"
+    assert stages[:3] == ["normalize", "domain", "language"] and stages[-2:] == ["exact_dedup", "fuzzy_dedup"]
     assert {row["stage"] for row in dropped.values()} <= set(stages)
 
 
