@@ -127,8 +127,8 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
                                  directory / "fuzzy")
         components = found.components
         stage_seconds[FUZZY_DEDUP_STAGE] = round(time.perf_counter() - mark, 2)
-        progress(f"curate: fuzzy dedup: {found.candidate_pairs} candidate pairs, {found.edges} at Jaccard "
-                 f"≥ {fuzzy.threshold}, components in {found.rounds} rounds "
+        progress(f"curate: fuzzy dedup: {found.candidate_pairs} candidate pairs ({found.checked_on_text} checked "
+                 f"on text), {found.edges} at Jaccard ≥ {fuzzy.threshold}, components in {found.rounds} rounds "
                  f"({stage_seconds[FUZZY_DEDUP_STAGE]:.1f}s)")
 
     mark = time.perf_counter()
