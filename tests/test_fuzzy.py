@@ -159,6 +159,8 @@ def _config(tmp_path: Path, name: str, files: dict[str, list[dict]], **settings)
 
 
 def _rows(pattern: Path) -> dict[str, dict]:
+    if not list(pattern.parent.parent.glob(f"{pattern.parent.name}/{pattern.name}")):
+        return {}  # e.g. nothing dropped: no dropped files
     return {row["id"]: row for row in duckdb.sql(f"SELECT * FROM read_parquet('{pattern}')").to_arrow_table().to_pylist()}
 
 
@@ -214,6 +216,37 @@ def test_threshold_decides_which_pairs_are_duplicates(ray_runtime, tmp_path):
     loose = run_curation(_config(tmp_path, "loose", files, fuzzy_dedup={"threshold": 0.7}), progress=lambda _: None)
     assert 0.8 < similarity_now < 0.97
     assert strict.counts.kept == 2 and loose.counts.kept == 1
+
+
+def _copy_at(rng: random.Random, base: str, low: float, high: float) -> str:
+    """An edited copy of ``base`` whose Jaccard similarity with it lies in [low, high)."""
+    for _ in range(1000):
+        copy = edit(rng, base, rng.uniform(0.005, 0.05))
+        if low <= jaccard(base, copy) < high:
+            return copy
+    raise AssertionError("no copy in range")
+
+
+def test_pairs_near_the_threshold_are_decided_on_their_text(ray_runtime, tmp_path):
+    """The signature estimate errs by about 0.04 at 0.8; close pairs are decided on the text."""
+    rng = random.Random(11)
+    hasher = MinHasher(MinHashScheme())
+    originals, above, below = [], [], []
+    for i in range(10):
+        base = document(rng, 300)
+        originals.append({"id": f"o{i}", "text": base})
+        above.append({"id": f"above{i}", "text": _copy_at(rng, base, 0.84, 0.87)})
+        below.append({"id": f"below{i}", "text": _copy_at(rng, base, 0.76, 0.795)})
+    signatures, _ = hasher.signatures([r["text"] for r in originals + below])
+    estimates = similarity(signatures[:10], signatures[10:])
+    assert (estimates >= 0.8).any()  # the estimate alone would have dropped some of these
+
+    run_curation(_config(tmp_path, "above", {"web": originals + above}), progress=lambda _: None)
+    kept, dropped = _outcome(tmp_path / "above" / "out")
+    assert len(kept) == 10 and {row["reason"] for row in dropped.values()} == {"near_duplicate"}
+    run_curation(_config(tmp_path, "below", {"web": originals + below}), progress=lambda _: None)
+    kept, dropped = _outcome(tmp_path / "below" / "out")
+    assert len(kept) == 20 and not dropped
 
 
 def test_a_later_run_drops_what_an_earlier_run_kept(ray_runtime, tmp_path):
