@@ -119,6 +119,7 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
 
     staged = [directory / unit.staged_name() for unit in units]
     components: list[str] = []
+    earlier: list[str] = []
     fuzzy = config.fuzzy_dedup
     if fuzzy.enabled:
         mark = time.perf_counter()
@@ -132,7 +133,7 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
                  f"({stage_seconds[FUZZY_DEDUP_STAGE]:.1f}s)")
 
     mark = time.perf_counter()
-    final = finalize(out, staged, units, config.shard_rows, config.exact_dedup, components,
+    final = finalize(out, staged, units, config.shard_rows, config.exact_dedup, components, earlier,
                      fuzzy.scheme() if fuzzy.enabled else None)
     stage_seconds["finalize"] = round(time.perf_counter() - mark, 2)
 

@@ -33,7 +33,7 @@ from corpus.manifest import Counts, DomainTotals, InputRecord, ShardRecord, sha2
 from corpus.signatures import SIGNATURE_SCHEMA, SIGNATURES_DIR, write_scheme
 from corpus.schema import DROPPED_SCHEMA, PARQUET_COMPRESSION, QUARANTINE_SCHEMA, SHARD_SCHEMA, shards_dir
 from filters.minhash import MinHashScheme
-from pipelines.fuzzy import COMPONENT_SCHEMA
+from pipelines.fuzzy import COMPONENT_SCHEMA, ROW_BITS
 from pipelines.staging import InputUnit
 from pipelines.stages import DROPPED, KEPT, QUARANTINED
 
@@ -114,7 +114,8 @@ def _decisions_sql(exact_dedup: bool) -> str:
     without fuzzy dedup), else with exact dedup its text's group, else itself. Each cluster
     keeps its best document (quality, then smallest id); copies of the survivor's exact text
     are ``exact_duplicate``, the rest ``near_duplicate``, and a component holding an earlier
-    run's document keeps nothing (``earlier_run_duplicate``)."""
+    run's document keeps nothing (``earlier_run_duplicate``, with ``dup_cluster``
+    ``earlier:<id>`` naming the earlier document: the component's smallest node)."""
     exact_group = "'exact-' || text_hash" if exact_dedup else "'self-' || id"
     return f"""
     CREATE TEMP TABLE decision AS
@@ -126,8 +127,10 @@ def _decisions_sql(exact_dedup: bool) -> str:
         WINDOW w AS (PARTITION BY id ORDER BY input_index, ordinal)
     ), clustered AS (
         SELECT k.input_index, k.ordinal, k.id, k.text_hash, k.quality, coalesce(c.earlier, false) AS earlier,
+               e.id AS earlier_id,
                CASE WHEN c.component IS NOT NULL THEN 'near-' || c.component::VARCHAR ELSE {exact_group} END AS cluster
         FROM kept k LEFT JOIN components c USING (input_index, ordinal)
+                    LEFT JOIN earlier_ids e ON e.node = c.component
         WHERE k.id_rank = 1
     ), ranked AS (
         SELECT *, first_value(id) OVER c AS survivor, first_value(text_hash) OVER c AS survivor_hash,
@@ -150,7 +153,8 @@ def _decisions_sql(exact_dedup: bool) -> str:
                 WHEN id = survivor THEN NULL
                 WHEN {str(exact_dedup).lower()} AND text_hash = survivor_hash THEN '{EXACT_DUPLICATE}'
                 ELSE '{NEAR_DUPLICATE}' END,
-           CASE WHEN earlier OR copies = 1 THEN NULL
+           CASE WHEN earlier THEN 'earlier:' || earlier_id
+                WHEN copies = 1 THEN NULL
                 WHEN texts = 1 THEN 'exact-' || left(survivor_hash, 16)
                 ELSE 'near-' || left(survivor_hash, 16) END
     FROM ranked
@@ -203,18 +207,29 @@ def _write_sorted(con: duckdb.DuckDBPyConnection, sql: str, directory: Path, sch
     roller.close()
 
 
-def _components_view(con: duckdb.DuckDBPyConnection, components: list[str]) -> None:
+def _components_views(con: duckdb.DuckDBPyConnection, components: list[str], earlier: list[str]) -> None:
+    """``components`` (fuzzy.COMPONENT_SCHEMA) and ``earlier_ids``: the node number and id of
+    every document in the earlier runs' signature files, numbered as fuzzy.py numbers them."""
     if components:
         con.read_parquet(components).create_view("components")
     else:
         con.from_arrow(COMPONENT_SCHEMA.empty_table()).create_view("components")
+    if earlier:
+        con.from_arrow(pa.table({"number": range(len(earlier)), "filename": earlier})).create_view("earlier_files")
+        con.execute(f"""CREATE TEMP VIEW earlier_ids AS
+            SELECT (f.number::BIGINT << {ROW_BITS}) | r.file_row_number AS node, r.id
+            FROM read_parquet({[str(path) for path in earlier]}, filename = true, file_row_number = true) r
+            JOIN earlier_files f USING (filename)""")
+    else:
+        con.execute("CREATE TEMP VIEW earlier_ids AS SELECT NULL::BIGINT AS node, NULL::VARCHAR AS id WHERE false")
 
 
 def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: int, exact_dedup: bool,
-             components: list[str] = (), signatures: MinHashScheme | None = None) -> FinalCounts:
-    """Decide duplicates (``components``: fuzzy dedup's, see fuzzy.py), write shards, dropped
-    and quarantine sets, and with ``signatures`` the kept documents' MinHash signatures for
-    later runs; count everything."""
+             components: list[str] = (), earlier: list[str] = (),
+             signatures: MinHashScheme | None = None) -> FinalCounts:
+    """Decide duplicates (``components``: fuzzy dedup's over this run and the ``earlier``
+    runs' signature files, see fuzzy.py), write shards, dropped and quarantine sets, and with
+    ``signatures`` the kept documents' MinHash signatures for later runs; count everything."""
     for name in OUTPUT_DIRS:
         shutil.rmtree(out / name, ignore_errors=True)
     spill = out / ".staging" / "duckdb"
@@ -224,7 +239,7 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         con.execute("SET temp_directory = ?", [str(spill)])
         con.execute("SET preserve_insertion_order = true")
         con.read_parquet([str(path) for path in staged]).create_view("staged")
-        _components_view(con, list(components))
+        _components_views(con, list(components), list(earlier))
         con.execute(_decisions_sql(exact_dedup))
         con.execute(_FINAL_VIEW)
 

@@ -59,10 +59,11 @@ COMPONENT_SCHEMA = pa.schema([
 _ROWS_PER_PARTITION = 1 << 22  # rows of a shuffle partition (~64 MB of int64 pairs)
 _READ_ROWS = 1 << 17  # signature rows a bucket task hashes at once
 _MAX_ROUNDS = 100
+_FILE_PARTITIONS = 64  # tasks per wave that read signatures or text, each for a share of the files
 # Estimates this close to the threshold are checked on the documents' text: with 112
 # permutations the estimate's standard error is about 0.04 at Jaccard 0.8.
 _EXACT_MARGIN = 0.12
-_ROW_BITS = 32
+ROW_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,11 @@ class SignatureFile:
 
 
 def _node(file_number: int, rows: np.ndarray) -> np.ndarray:
-    return (np.int64(file_number) << np.int64(_ROW_BITS)) | rows.astype(np.int64)
+    return (np.int64(file_number) << np.int64(ROW_BITS)) | rows.astype(np.int64)
 
 
 def _file_of(nodes: np.ndarray) -> np.ndarray:
-    return nodes >> np.int64(_ROW_BITS)
+    return nodes >> np.int64(ROW_BITS)
 
 
 def _partition_of(values: np.ndarray, partitions: int) -> np.ndarray:
@@ -166,7 +167,7 @@ def _signatures_at(path: str, rows: np.ndarray, num_perm: int) -> np.ndarray:
 
 
 def _row_of(nodes: np.ndarray) -> np.ndarray:
-    return nodes & np.int64((1 << _ROW_BITS) - 1)
+    return nodes & np.int64((1 << ROW_BITS) - 1)
 
 
 def _per_file(nodes: np.ndarray, read) -> None:
@@ -206,12 +207,13 @@ def _bucket_pairs(partition: int, prefixes: list[str], files: int, work: str) ->
     heads = np.maximum.accumulate(np.where(same, 0, np.arange(len(keys))))
     left, right = nodes[heads][same], nodes[same]
     return _scatter(Path(work) / "pairs" / str(partition), {"left": left, "right": right},
-                    _file_of(left), files)
+                    _file_of(left) % files, files)
 
 
 def _attach_left(partition: int, prefixes: list[str], paths: dict[int, str], num_perm: int,
                  files: int, work: str) -> str:
-    """Partition = file of the pairs' left nodes: their signatures, scattered by right file."""
+    """Partition = a share of the files (number modulo ``files``) holding the pairs' left
+    nodes: their signatures, scattered the same way by right node."""
     pairs = _gather(prefixes, partition, ("left", "right"))
     unique = np.unique(np.stack([pairs["left"], pairs["right"]], axis=1), axis=0)
     left, right = unique[:, 0], unique[:, 1]
@@ -222,12 +224,12 @@ def _attach_left(partition: int, prefixes: list[str], paths: dict[int, str], num
 
     _per_file(left, read)
     return _scatter(Path(work) / "left" / str(partition),
-                    {"left": left, "right": right, "signature": signatures}, _file_of(right), files)
+                    {"left": left, "right": right, "signature": signatures}, _file_of(right) % files, files)
 
 
 def _verify(partition: int, prefixes: list[str], paths: dict[int, str], num_perm: int, threshold: float,
             texts_from: int, partitions: int, files: int, work: str) -> tuple[str, str, int, int]:
-    """Partition = file of the pairs' right nodes. Pairs whose signature estimate is clearly
+    """Partition = a share of the files holding the pairs' right nodes. Pairs whose signature estimate is clearly
     on one side of ``threshold`` are decided here: edges, both directions, scattered for the
     first large-star. Pairs of two documents with text (files from ``texts_from`` on: this
     run's) whose estimate is within ``_EXACT_MARGIN`` of it are scattered by left file for the
@@ -246,7 +248,7 @@ def _verify(partition: int, prefixes: list[str], paths: dict[int, str], num_perm
     edge = ~close & (estimate >= threshold)
     edges = _both_directions(Path(work) / "edges-0" / f"estimate-{partition}", left[edge], right[edge], partitions)
     exact = _scatter(Path(work) / "close" / str(partition), {"left": left[close], "right": right[close]},
-                     _file_of(left[close]), files)
+                     _file_of(left[close]) % files, files)
     return edges, exact, len(left), int(edge.sum())
 
 
@@ -271,12 +273,12 @@ def _attach_left_shingles(partition: int, prefixes: list[str], paths: dict[int, 
     flat = np.concatenate(shingles) if shingles else np.empty(0, np.uint32)
     return _scatter(Path(work) / "close-left" / str(partition),
                     {"left": left, "right": right, "shingles": (flat, np.array([len(v) for v in shingles], dtype=np.int64))},
-                    _file_of(right), files)
+                    _file_of(right) % files, files)
 
 
 def _verify_exact(partition: int, prefixes: list[str], paths: dict[int, str], scheme: MinHashScheme,
                   threshold: float, partitions: int, work: str) -> tuple[str, int]:
-    """Partition = file of the right nodes: edges whose exact shingle Jaccard reaches
+    """Partition = a share of the files holding the right nodes: edges whose exact shingle Jaccard reaches
     ``threshold``."""
     pairs = _gather(prefixes, partition, ("left", "right"), ragged=("shingles",))
     left, right = pairs["left"], pairs["right"]
@@ -366,7 +368,7 @@ def _write_labels(path: Path, nodes: np.ndarray, labels: np.ndarray, earlier_fil
     nodes, labels = nodes[ours], labels[ours]
     table = pa.table({
         "input_index": (_file_of(nodes) - earlier_files).astype(np.int32),
-        "ordinal": nodes & ((1 << _ROW_BITS) - 1),
+        "ordinal": nodes & ((1 << ROW_BITS) - 1),
         "component": labels,
         "earlier": _file_of(labels) < earlier_files,
     }, schema=COMPONENT_SCHEMA)
@@ -409,21 +411,24 @@ def fuzzy_components(staged: list[str], earlier: list[str], scheme: MinHashSchem
     remote = ray.remote(num_cpus=1)
     bucket_scatter, bucket_pairs, attach_left, verify, attach_shingles, verify_exact = (remote(fn) for fn in (
         _bucket_scatter, _bucket_pairs, _attach_left, _verify, _attach_left_shingles, _verify_exact))
-    folder, numbers = str(work), range(len(files))
+    folder = str(work)
+    # Pairs go to tasks by the file they must read: file number modulo this many.
+    file_parts = min(len(files), _FILE_PARTITIONS)
+    numbers = range(file_parts)
 
     buckets = _partitions(rows * scheme.bands)
     scattered = [prefix for prefixes in ray.get([
         bucket_scatter.remote(file, scheme, buckets, folder) for file in files
     ]) for prefix in prefixes]
-    pairs = ray.get([bucket_pairs.remote(p, scattered, len(files), folder) for p in range(buckets)])
-    lefts = ray.get([attach_left.remote(f, pairs, paths, scheme.num_perm, len(files), folder) for f in numbers])
+    pairs = ray.get([bucket_pairs.remote(p, scattered, file_parts, folder) for p in range(buckets)])
+    lefts = ray.get([attach_left.remote(f, pairs, paths, scheme.num_perm, file_parts, folder) for f in numbers])
     # A graph partition per _ROWS_PER_PARTITION candidate pairs (an upper bound on edges).
     candidates = sum(int(np.load(f"{prefix}.offsets.npy")[-1]) for prefix in lefts)
     partitions = _partitions(2 * candidates)
     verified = ray.get([verify.remote(f, lefts, paths, scheme.num_perm, threshold, len(earlier), partitions,
-                                      len(files), folder) for f in numbers])
+                                      file_parts, folder) for f in numbers])
     close = [exact for _, exact, _, _ in verified]
-    with_shingles = ray.get([attach_shingles.remote(f, close, paths, scheme, len(files), folder) for f in numbers])
+    with_shingles = ray.get([attach_shingles.remote(f, close, paths, scheme, file_parts, folder) for f in numbers])
     checked = ray.get([verify_exact.remote(f, with_shingles, paths, scheme, threshold, partitions, folder)
                        for f in numbers])
     edges = [prefix for prefix, _, _, _ in verified] + [prefix for prefix, _ in checked]

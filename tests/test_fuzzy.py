@@ -264,6 +264,9 @@ def test_a_later_run_drops_what_an_earlier_run_kept(ray_runtime, tmp_path):
     assert sorted(kept) == [f"web/new{i}" for i in range(5)]
     assert {doc: row["reason"] for doc, row in dropped.items()} == {
         "web/again": "earlier_run_duplicate", "web/verbatim": "earlier_run_duplicate"}
+    # Named after the earlier run's document (the original or its near copy, whichever it kept).
+    assert dropped["web/again"]["dup_cluster"] in {"earlier:web/old0", "earlier:web/old0-near"}
+    assert dropped["web/verbatim"]["dup_cluster"] in {"earlier:web/old1", "earlier:web/old1-near"}
     assert earlier.counts.kept > 0 and manifest.counts.dropped == {"earlier_run_duplicate": 2}
 
 
@@ -280,10 +283,11 @@ def test_references_are_checked_at_the_door(ray_runtime, tmp_path):
 def test_partitioning_does_not_change_the_result(ray_runtime, tmp_path, monkeypatch):
     rng = random.Random(10)
     records, _ = _corpus(rng, "p", 8)
-    files = {"web": records}
+    files = {"a": records[::3], "b": records[1::3], "c": records[2::3]}  # clusters span files
     config = _config(tmp_path, "one", files)
     run_curation(config, progress=lambda _: None)
     monkeypatch.setattr(fuzzy, "_ROWS_PER_PARTITION", 7)  # many partitions for a few rows
+    monkeypatch.setattr(fuzzy, "_FILE_PARTITIONS", 2)  # tasks that read several files
     run_curation(config.model_copy(update={"output": str(tmp_path / "many" / "out")}), progress=lambda _: None)
     for name in ("shards", "dropped", "minhash"):
         one = sorted((tmp_path / "one" / "out" / name).rglob("*.parquet"))
