@@ -22,14 +22,21 @@ from functools import cached_property
 
 import numpy as np
 import regex
-from datasketch import MinHash
-from datasketch.minhash import _fmix
 
 _WORD_CHAR = regex.compile(r"\w")
 # Odd 64-bit multipliers: shingle and band hashes are polynomials in these, mod 2^64.
 _MIX = np.random.default_rng(0x5EED).integers(1, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 _CHUNK_VALUES = 1 << 22  # shingles x permutations evaluated at once (16 MiB of uint32)
 _WORD_CACHE_LIMIT = 1 << 20
+
+
+def fmix(values: np.ndarray, width: int) -> np.ndarray:
+    """datasketch's MurmurHash3 finaliser (a bijection on ``width``-bit integers), elementwise.
+    datasketch is imported on first use: its package import pulls in scipy (0.7 s), which
+    every CLI command that loads a config would otherwise pay."""
+    from datasketch.minhash import _fmix
+
+    return _fmix(values, width)
 
 
 class _NonWordToSpace(dict):
@@ -68,6 +75,8 @@ class MinHashScheme:
 
     @cached_property
     def permutations(self) -> tuple[np.ndarray, np.ndarray]:
+        from datasketch import MinHash
+
         a, b = MinHash(num_perm=self.num_perm, seed=self.seed, scheme="affine32").permutations
         return a.astype(np.uint32), b.astype(np.uint32)
 
@@ -117,7 +126,7 @@ class MinHasher:
                       for start, length in zip(starts[short], lengths[short])]
             shingles = np.insert(shingles, first[short], np.array(values, dtype=np.uint64))
             counts[short] = 1
-        hashed = (_fmix(shingles, 64) >> np.uint64(32)).astype(np.uint32)
+        hashed = (fmix(shingles, 64) >> np.uint64(32)).astype(np.uint32)
         return np.split(hashed, np.cumsum(counts)[:-1])
 
     def signatures(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +145,7 @@ class MinHasher:
         owners = np.repeat(np.arange(len(shingles)), lengths)
         values = np.concatenate(shingles) if shingles else np.empty(0, dtype=np.uint32)
         for start in range(0, values.size, rows_per_chunk):
-            chunk = _fmix(values[start:start + rows_per_chunk], 32)
+            chunk = fmix(values[start:start + rows_per_chunk], 32)
             owner = owners[start:start + rows_per_chunk]
             # Permutations along rows, shingles along columns: numpy reduces contiguous rows
             # several times faster than the transpose. uint32 arithmetic wraps: mod 2^32.
@@ -156,7 +165,7 @@ class MinHasher:
         for r in range(rows):
             keys += grouped[:, :, r] * _MIX[r]
         keys += np.arange(bands, dtype=np.uint64) * _MIX[rows]
-        return _fmix(keys, 64)
+        return fmix(keys, 64)
 
 
 def similarity(left: np.ndarray, right: np.ndarray) -> np.ndarray:

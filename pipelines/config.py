@@ -13,6 +13,7 @@ from corpus.specfile import load_spec, repeated
 from filters.decontam import EvalSet, load_eval_index
 from filters.domain import MIN_CONFIDENCE
 from filters.minhash import MinHashScheme
+from pipelines.semantic import SemanticDedupSettings
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
 
@@ -199,6 +200,7 @@ class CurateConfig(BaseModel):
     long_doc_tokens: int = Field(default=8192, gt=0)
     exact_dedup: bool = True
     fuzzy_dedup: FuzzyDedupSettings = Field(default_factory=FuzzyDedupSettings)
+    semantic_dedup: SemanticDedupSettings = Field(default_factory=SemanticDedupSettings)  # off by default
     shard_rows: int = Field(default=50_000, gt=0)  # rows per output Parquet file
     # An uncompressed jsonl file larger than this is staged as several tasks, cut at lines.
     split_bytes: int = Field(default=256 * 2**20, gt=0)

@@ -5,7 +5,8 @@
 2. **Fuzzy dedup** (Ray; see ``fuzzy``): near-duplicate components over the staged
    signatures and, when given, earlier runs' signatures.
 3. **Finalise** (DuckDB over the staged files; see ``finalize``): duplicate ids, exact and
-   near-duplicate survivors, sorted shards, dropped and quarantine sets, counts.
+   near-duplicate survivors, optionally semantic dedup of those (Ray; see ``semantic``),
+   sorted shards, dropped and quarantine sets, counts.
 4. **Record**: ``manifest.json`` (its invariant checked before it is written), then
    ``OUT/report/`` (funnel, quality histograms, ``stats.json``; see ``report``).
 
@@ -27,7 +28,7 @@ from corpus.manifest import Manifest, sha256_file, write_manifest
 from filters.tokens import TokenCounter
 from pipelines.config import CurateConfig
 from corpus.signatures import reference_files
-from pipelines.finalize import EXACT_DEDUP_STAGE, FUZZY_DEDUP_STAGE, finalize
+from pipelines.finalize import EXACT_DEDUP_STAGE, FUZZY_DEDUP_STAGE, SEMANTIC_DEDUP_STAGE, DedupInputs, finalize
 from pipelines.fuzzy import fuzzy_components
 from pipelines.report import write_report
 from pipelines.runtime import ensure_ray
@@ -104,6 +105,8 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
         stages.append(EXACT_DEDUP_STAGE)
     if config.fuzzy_dedup.enabled:
         stages.append(FUZZY_DEDUP_STAGE)
+    if config.semantic_dedup.enabled:
+        stages.append(SEMANTIC_DEDUP_STAGE)
 
     pending = [unit for unit in units if not (resume and is_staged(directory, unit))]
     resumed = len(units) - len(pending)
@@ -133,8 +136,9 @@ def run_curation(config: CurateConfig, progress: Progress = print, resume: bool 
                  f"({stage_seconds[FUZZY_DEDUP_STAGE]:.1f}s)")
 
     mark = time.perf_counter()
-    final = finalize(out, staged, units, config.shard_rows, config.exact_dedup, components, earlier,
-                     fuzzy.scheme() if fuzzy.enabled else None)
+    dedup = DedupInputs(exact=config.exact_dedup, components=components, earlier=earlier,
+                        signatures=fuzzy.scheme() if fuzzy.enabled else None, semantic=config.semantic_dedup)
+    final = finalize(out, staged, units, config.shard_rows, dedup, progress)
     stage_seconds["finalize"] = round(time.perf_counter() - mark, 2)
 
     manifest = Manifest(

@@ -7,7 +7,9 @@
    document, by quality and then smallest id, so the choice does not depend on read order;
    the others are dropped as ``exact_duplicate`` (the survivor's text exactly) or
    ``near_duplicate``, and every member carries the cluster's ``dup_cluster``. A component
-   that holds an earlier run's document keeps none (``earlier_run_duplicate``).
+   that holds an earlier run's document keeps none (``earlier_run_duplicate``). With semantic
+   dedup on, the survivors then go through semantic.py on Ray, and those saying the same as a
+   better survivor are dropped as ``semantic_duplicate``.
 2. **Outputs.** Kept rows are written sorted by (domain, id) into per-domain shards, dropped
    and quarantined rows sorted by input order, each in fixed-size row groups, so the same
    staged rows always give byte-identical files whatever the run's parallelism was. With
@@ -24,6 +26,7 @@ import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -34,12 +37,14 @@ from corpus.signatures import SIGNATURE_SCHEMA, SIGNATURES_DIR, write_scheme
 from corpus.schema import DROPPED_SCHEMA, PARQUET_COMPRESSION, QUARANTINE_SCHEMA, SHARD_SCHEMA, shards_dir
 from filters.minhash import MinHashScheme
 from pipelines.fuzzy import COMPONENT_SCHEMA, ROW_BITS
+from pipelines.semantic import SemanticDedupSettings, semantic_duplicates
 from pipelines.staging import InputUnit
 from pipelines.stages import DROPPED, KEPT, QUARANTINED
 
 EXACT_DEDUP_STAGE, EXACT_DUPLICATE = "exact_dedup", "exact_duplicate"
 FUZZY_DEDUP_STAGE, NEAR_DUPLICATE = "fuzzy_dedup", "near_duplicate"
 EARLIER_RUN_DUPLICATE = "earlier_run_duplicate"
+SEMANTIC_DEDUP_STAGE, SEMANTIC_DUPLICATE = "semantic_dedup", "semantic_duplicate"
 DUPLICATE_ID = "duplicate id"
 OUTPUT_DIRS = ("shards", "dropped", "quarantine", "report", SIGNATURES_DIR)  # a rerun replaces them all
 _ROW_GROUP = 4096
@@ -224,12 +229,40 @@ def _components_views(con: duckdb.DuckDBPyConnection, components: list[str], ear
         con.execute("CREATE TEMP VIEW earlier_ids AS SELECT NULL::BIGINT AS node, NULL::VARCHAR AS id WHERE false")
 
 
-def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: int, exact_dedup: bool,
-             components: list[str] = (), earlier: list[str] = (),
-             signatures: MinHashScheme | None = None) -> FinalCounts:
-    """Decide duplicates (``components``: fuzzy dedup's over this run and the ``earlier``
-    runs' signature files, see fuzzy.py), write shards, dropped and quarantine sets, and with
-    ``signatures`` the kept documents' MinHash signatures for later runs; count everything."""
+@dataclass
+class DedupInputs:
+    """What finalize deduplicates with: exact dedup on or off, fuzzy dedup's components over
+    this run and the ``earlier`` runs' signature files (see fuzzy.py), the scheme to write this
+    run's signatures under (None: fuzzy dedup off), and semantic dedup's settings."""
+
+    exact: bool = True
+    components: list[str] = field(default_factory=list)
+    earlier: list[str] = field(default_factory=list)
+    signatures: MinHashScheme | None = None
+    semantic: SemanticDedupSettings | None = None
+
+
+def _semantic_dedup(con: duckdb.DuckDBPyConnection, settings: SemanticDedupSettings, work: Path,
+                    progress: Callable[[str], None]) -> None:
+    """Drop the survivors of exact and fuzzy dedup that say the same as a better one
+    (semantic.py), as ``semantic_duplicate`` with ``dup_cluster`` ``semantic:<kept id>``."""
+    work.mkdir(parents=True, exist_ok=True)
+    candidates = work / "candidates.parquet"
+    con.execute(f"""COPY (SELECT (input_index::BIGINT << {ROW_BITS}) | ordinal AS node, id, quality, text
+                    FROM final WHERE status = '{KEPT}' ORDER BY node) TO '{candidates}' (FORMAT parquet)""")
+    found = semantic_duplicates([candidates], settings, work, progress)
+    con.execute(f"""
+        UPDATE decision SET status = '{DROPPED}', stage = '{SEMANTIC_DEDUP_STAGE}', reason = '{SEMANTIC_DUPLICATE}',
+               dup_cluster = 'semantic:' || kept.id
+        FROM read_parquet('{found}') found JOIN read_parquet('{candidates}') kept ON kept.node = found.duplicate_of
+        WHERE ((decision.input_index::BIGINT << {ROW_BITS}) | decision.ordinal) = found.node""")
+
+
+def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: int,
+             dedup: DedupInputs | None = None, progress: Callable[[str], None] = print) -> FinalCounts:
+    """Decide duplicates, write shards, dropped and quarantine sets, and with fuzzy dedup the
+    kept documents' MinHash signatures for later runs; count everything."""
+    dedup = dedup or DedupInputs()
     for name in OUTPUT_DIRS:
         shutil.rmtree(out / name, ignore_errors=True)
     spill = out / ".staging" / "duckdb"
@@ -239,9 +272,11 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         con.execute("SET temp_directory = ?", [str(spill)])
         con.execute("SET preserve_insertion_order = true")
         con.read_parquet([str(path) for path in staged]).create_view("staged")
-        _components_views(con, list(components), list(earlier))
-        con.execute(_decisions_sql(exact_dedup))
+        _components_views(con, dedup.components, dedup.earlier)
+        con.execute(_decisions_sql(dedup.exact))
         con.execute(_FINAL_VIEW)
+        if dedup.semantic is not None and dedup.semantic.enabled:
+            _semantic_dedup(con, dedup.semantic, out / ".staging" / "semantic", progress)
 
         shards = _write_shards(con, out, shard_rows)
         _write_sorted(con, f"""SELECT {', '.join(DROPPED_SCHEMA.names)} FROM final
@@ -250,10 +285,10 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
         _write_sorted(con, f"""SELECT source, file, location, reason AS error, left(text, 200) AS raw
                        FROM final WHERE status = '{QUARANTINED}' ORDER BY input_index, ordinal""",
                       out / "quarantine", QUARANTINE_SCHEMA, shard_rows)
-        if signatures is not None:
+        if dedup.signatures is not None:
             _write_sorted(con, f"""SELECT id, minhash FROM final WHERE status = '{KEPT}' AND minhash IS NOT NULL
                            ORDER BY id""", out / SIGNATURES_DIR, SIGNATURE_SCHEMA, shard_rows)
-            write_scheme(out, signatures)
+            write_scheme(out, dedup.signatures)
 
         per_file = {(source, file): n for source, file, n in
                     con.execute("SELECT source, file, count(*) FROM staged GROUP BY ALL").fetchall()}

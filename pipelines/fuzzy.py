@@ -44,9 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from datasketch.minhash import _fmix
-
-from filters.minhash import MinHasher, MinHashScheme, similarity
+from filters.minhash import MinHasher, MinHashScheme, fmix, similarity
 from pipelines.runtime import ensure_ray
 
 SIGNATURE_COLUMN = "minhash"
@@ -83,7 +81,7 @@ def _file_of(nodes: np.ndarray) -> np.ndarray:
 
 
 def _partition_of(values: np.ndarray, partitions: int) -> np.ndarray:
-    mixed = _fmix(values.astype(np.uint64), 64)
+    mixed = fmix(values.astype(np.uint64), 64)
     return (mixed % np.uint64(partitions)).astype(np.int64)
 
 
@@ -306,7 +304,7 @@ def _both_directions(prefix: Path, a: np.ndarray, b: np.ndarray, partitions: int
 def _fingerprint(a: np.ndarray, b: np.ndarray) -> int:
     """Order-free digest of an undirected edge set given as both directions of every edge."""
     once = a < b
-    mixed = _fmix(a[once].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + b[once].astype(np.uint64), 64)
+    mixed = fmix(a[once].astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15) + b[once].astype(np.uint64), 64)
     return int(mixed.sum(dtype=np.uint64))
 
 

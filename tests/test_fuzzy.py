@@ -294,3 +294,30 @@ def test_partitioning_does_not_change_the_result(ray_runtime, tmp_path, monkeypa
         many = sorted((tmp_path / "many" / "out" / name).rglob("*.parquet"))
         assert [p.read_bytes() for p in one] == [p.read_bytes() for p in many], name
     assert duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/one/out/dropped/*.parquet'").fetchall() == [(8,)]
+
+
+def test_semantic_dedup_drops_what_says_the_same_after_fuzzy_dedup(ray_runtime, tmp_path):
+    """Paraphrases share no 5-gram, so fuzzy dedup keeps them; semantic dedup does not."""
+    texts = {
+        "reverse": "How do I reverse a list in Python?",
+        "reverse-again": "What is the way to reverse a Python list?",
+        "penguins": "Penguins huddle together to survive the Antarctic winter.",
+        "penguins-again": "To survive the Antarctic winter, penguins huddle together.",
+        "volcanoes": "Volcanoes form where tectonic plates diverge or converge beneath the crust.",
+        "bread": "Bake the bread at 220 degrees for thirty minutes until the crust is golden.",
+    }
+    files = {"web": [{"id": key, "text": text} for key, text in texts.items()]}
+    plain = run_curation(_config(tmp_path, "plain", files), progress=lambda _: None)
+    assert plain.counts.kept == 6
+    manifest = run_curation(_config(tmp_path, "semantic", files, semantic_dedup={"enabled": True, "threshold": 0.95}),
+                            progress=lambda _: None)
+    kept, dropped = _outcome(tmp_path / "semantic" / "out")
+    assert manifest.counts.dropped == {"semantic_duplicate": 2} and manifest.stages[-1] == "semantic_dedup"
+    quality = {doc: row["quality"] for doc, row in _outcome(tmp_path / "plain" / "out")[0].items()}
+    for name in ("reverse", "penguins"):
+        (loser,) = {f"web/{name}", f"web/{name}-again"} & set(dropped)
+        (survivor,) = {f"web/{name}", f"web/{name}-again"} & set(kept)
+        assert dropped[loser]["reason"] == "semantic_duplicate" and dropped[loser]["stage"] == "semantic_dedup"
+        assert dropped[loser]["dup_cluster"] == f"semantic:{survivor}"
+        assert quality[survivor] >= quality[loser]
+    check_invariant(manifest.counts)
