@@ -776,6 +776,10 @@ def bench_case(case: Case, args: argparse.Namespace, scratch: Path) -> dict:
         midtrain["fuzzy_dedup_marginal_seconds"] = round(midtrain["seconds"] - plain["seconds"], 2)
     if case.datatrove:
         baseline = result["datatrove"]["seconds"]
+        marginal = midtrain.get("fuzzy_dedup_marginal_seconds")
+        if marginal and marginal > 0:
+            # datatrove's whole MinHash pipeline against what fuzzy dedup adds to a curation run.
+            result["dedup_ratio_vs_datatrove"] = round(baseline / marginal, 3)
         result["speed_ratio_vs_datatrove"] = round(baseline / midtrain["seconds"], 3)
         result["speed_ratio_including_ray_startup"] = round(baseline / midtrain["seconds_including_ray_startup"], 3)
     return result
@@ -810,7 +814,7 @@ def table(runs: list[dict]) -> str:
         return scale.format(value)
 
     header = ("profile", "docs", "F1 dt", "F1 mt", "exact mt", "docs/s dt", "docs/s mt", "ratio",
-              "ratio+ray", "RSS dt MB", "RSS mt MB")
+              "ratio+ray", "dedup ratio", "RSS dt MB", "RSS mt MB")
     rows = [header]
     for run in runs:
         rows.append((run["profile"], f"{run['documents']:,}",
@@ -820,6 +824,7 @@ def table(runs: list[dict]) -> str:
                      cell(run, "datatrove", "documents_per_second"), cell(run, "midtrain", "documents_per_second"),
                      f"{run['speed_ratio_vs_datatrove']:.2f}×" if "speed_ratio_vs_datatrove" in run else "-",
                      f"{run['speed_ratio_including_ray_startup']:.2f}×" if "speed_ratio_vs_datatrove" in run else "-",
+                     f"{run['dedup_ratio_vs_datatrove']:.1f}×" if "dedup_ratio_vs_datatrove" in run else "-",
                      cell(run, "datatrove", "memory.peak_rss_mb"), cell(run, "midtrain", "memory.peak_rss_mb")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(value.rjust(width) for value, width in zip(row, widths)) for row in rows)
