@@ -10,7 +10,9 @@ whose target would need more than ``max_epochs`` passes over its documents, is a
 :class:`PlanError` that names the phase and source, the best share it could supply and the
 repetition its target would need.
 
-A source with weight 0 gets no tokens and is not checked. Epochs are planned on plain
+Weights become shares by the phase's ``weighting`` (see :func:`effective_weights`): as given,
+by temperature over the sources' sizes, or UniMax. A source with weight 0 gets no tokens and
+is not checked. Epochs are planned on plain
 documents; a FIM document is tokenised in three pieces plus three sentinels, so a source with
 FIM reaches its target in slightly fewer passes than planned (the build report has the real
 count).
@@ -25,7 +27,7 @@ from pydantic import BaseModel
 
 from corpus.catalog import format_table
 from mixer.documents import DocumentCache, SourceDocuments
-from mixer.spec import MixtureSpec, PhaseSpec, SourceSpec
+from mixer.spec import MixtureSpec, PhaseSpec, SourceSpec, Weighting
 from mixer.tokenizer import load_tokenizer
 
 
@@ -41,7 +43,7 @@ class SourcePlan(BaseModel):
     name: str
     domain: str  # the selected documents' domain, or domains joined by '+'
     weight: float
-    target_share: float  # normalised weight
+    target_share: float  # the source's share of the phase (weights after the phase's weighting)
     documents: int
     tokens_available: int  # one pass, end-of-document tokens included
     tokens_target: int
@@ -66,7 +68,7 @@ class MixturePlan(BaseModel):
     phases: list[PhasePlan]
 
 
-def largest_remainder(total: int, weights: list[float]) -> list[int]:
+def largest_remainder(total: int, weights: list[float] | list[Fraction]) -> list[int]:
     """Integers proportional to ``weights`` that sum to ``total`` exactly (Hamilton's method,
     ties broken by position)."""
     exact = [Fraction(weight) for weight in weights]
@@ -81,20 +83,49 @@ def largest_remainder(total: int, weights: list[float]) -> list[int]:
     return counts
 
 
+def effective_weights(weighting: Weighting, budget: int, weights: list[float], sizes: list[int],
+                      max_epochs: list[float | None]) -> list[Fraction]:
+    """The weights the budget is split by, in exact arithmetic so the split is the same on
+    every machine. ``sizes`` are the sources' tokens available; ``max_epochs`` their caps.
+
+    UniMax visits the sources from the smallest (ties by position) and gives each its weight's
+    share of what is left, but at most ``max_epochs`` passes over it; the last sources take
+    the rest. If every source hits its cap the shares sum to less than the budget, and the
+    planner then reports the repetition the budget would need."""
+    exact = [Fraction(weight) for weight in weights]
+    if weighting.scheme == "weights":
+        return exact
+    if weighting.scheme == "temperature":
+        total = sum(sizes) or 1
+        return [Fraction(float(weight) * (size / total) ** (1.0 / weighting.temperature)) if size else Fraction(0)
+                for weight, size in zip(exact, sizes)]
+    shares = [Fraction(0)] * len(weights)
+    left, open_weight = Fraction(budget), sum(exact)
+    for i in sorted(range(len(weights)), key=lambda i: (sizes[i], i)):
+        if not exact[i]:
+            continue
+        cap = max_epochs[i] if max_epochs[i] is not None else weighting.max_epochs
+        share = left * exact[i] / open_weight
+        if cap is not None:
+            share = min(share, Fraction(cap) * sizes[i])
+        shares[i], left, open_weight = share, left - share, open_weight - exact[i]
+    return shares
+
+
 def plan_source(
-    phase: PhaseSpec, source: SourceSpec, documents: SourceDocuments, target: int
+    phase: PhaseSpec, source: SourceSpec, documents: SourceDocuments, target: int, share: float
 ) -> SourcePlan:
     available = documents.tokens
     return SourcePlan(
         name=source.name,
         domain=documents.domain_label(),
         weight=source.weight,
-        target_share=phase.normalised_weights()[source.name],
+        target_share=share,
         documents=len(documents),
         tokens_available=available,
         tokens_target=target,
         epochs=target / available if available else (0.0 if target == 0 else float("inf")),
-        max_epochs=source.max_epochs,
+        max_epochs=source.max_epochs if source.max_epochs is not None else phase.weighting.max_epochs,
         fim_rate=source.fim.rate if source.fim else 0.0,
     )
 
@@ -128,10 +159,18 @@ def plan_phase(phase: PhaseSpec, documents: dict[str, SourceDocuments]) -> Phase
             f"phase {phase.name!r}: {phase.tokens:,} tokens do not fill one "
             f"{phase.seq_len}-token sequence"
         ])
-    targets = largest_remainder(phase.tokens, [source.weight for source in phase.sources])
+    weights = effective_weights(
+        phase.weighting, phase.tokens, [source.weight for source in phase.sources],
+        [documents[source.name].tokens for source in phase.sources],
+        [source.max_epochs for source in phase.sources],
+    )
+    if not any(weights):
+        raise PlanError([f"phase {phase.name!r}: no source with a positive weight has documents"])
+    targets = largest_remainder(phase.tokens, weights)
+    total = sum(weights)
     sources = [
-        plan_source(phase, source, documents[source.name], target)
-        for source, target in zip(phase.sources, targets)
+        plan_source(phase, source, documents[source.name], target, float(weight / total))
+        for source, target, weight in zip(phase.sources, targets, weights)
     ]
     problems = [problem for plan in sources if (problem := source_problem(phase, plan))]
     if problems:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -73,6 +73,33 @@ class SourceSpec(BaseModel):
     fim: FimSpec | None = None
 
 
+class Weighting(BaseModel):
+    """How a phase's weights become token shares, given each source's size (the tokens its
+    selection holds); see ``mixer.plan.effective_weights``.
+
+    - ``weights``: the weights as given.
+    - ``temperature``: weight × size^(1/temperature); with equal weights, the temperature
+      sampling of multilingual mixtures: 1 is proportional to size, larger flattens toward
+      uniform.
+    - ``unimax`` (Chung et al. 2023): the budget spread as evenly as the weights say, but no
+      source repeated more than its ``max_epochs`` (the source's own, else this one); what a
+      small source cannot supply goes to the larger ones."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: Literal["weights", "temperature", "unimax"] = "weights"
+    temperature: float = Field(default=1.0, gt=0.0)
+    max_epochs: float | None = Field(default=None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _options_of_the_scheme(self) -> "Weighting":
+        if self.temperature != 1.0 and self.scheme != "temperature":
+            raise ValueError(f"temperature applies to scheme temperature, not {self.scheme}")
+        if self.max_epochs is not None and self.scheme != "unimax":
+            raise ValueError(f"weighting.max_epochs applies to scheme unimax, not {self.scheme}")
+        return self
+
+
 class PhaseSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -80,6 +107,7 @@ class PhaseSpec(BaseModel):
     tokens: int = Field(gt=0)
     seq_len: int = Field(gt=0)
     sources: list[SourceSpec] = Field(min_length=1)
+    weighting: Weighting = Field(default_factory=Weighting)
 
     @model_validator(mode="after")
     def _weights(self) -> "PhaseSpec":
@@ -90,10 +118,6 @@ class PhaseSpec(BaseModel):
         if duplicates:
             raise ValueError(f"phase {self.name!r}: duplicate source names {duplicates}")
         return self
-
-    def normalised_weights(self) -> dict[str, float]:
-        total = sum(source.weight for source in self.sources)
-        return {source.name: source.weight / total for source in self.sources}
 
 
 class MixtureSpec(BaseModel):

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from mixer_fixtures import corpus_dir, mixture, sample_rows, tokenizer_path  # noqa: F401
 
-from mixer.plan import PlanError, format_plan_table, largest_remainder, plan_mixture, write_plan
+from mixer.plan import PlanError, effective_weights, format_plan_table, largest_remainder, plan_mixture, write_plan
+from mixer.spec import Weighting
+from pydantic import ValidationError
 from mixer.tokenizer import load_tokenizer
 
 
@@ -128,3 +130,54 @@ def test_plan_table_and_json(corpus_dir: Path, tokenizer_path: Path, tmp_path: P
     data = json.loads(write_plan(plan, tmp_path / "plan.json").read_text())
     assert data["phases"][0]["sources"][0]["tokens_target"] == 2752
     assert data["mixture"] == "test-mix"
+
+
+# --- weighting from source sizes -----------------------------------------------------------
+
+
+def test_temperature_weighting_flattens_sizes() -> None:
+    sizes, weights = [100, 400, 1600], [1.0, 1.0, 1.0]
+    proportional = effective_weights(Weighting(scheme="temperature", temperature=1), 1000, weights, sizes, [None] * 3)
+    assert [float(w / sum(proportional)) for w in proportional] == pytest.approx([1 / 21, 4 / 21, 16 / 21])
+    square_root = effective_weights(Weighting(scheme="temperature", temperature=2), 1000, weights, sizes, [None] * 3)
+    assert [float(w / sum(square_root)) for w in square_root] == pytest.approx([1 / 7, 2 / 7, 4 / 7])
+    # A weight still scales its source, and 0 still leaves it out.
+    weighted = effective_weights(Weighting(scheme="temperature", temperature=2), 1000, [2.0, 1.0, 0.0], sizes, [None] * 3)
+    assert [float(w / sum(weighted)) for w in weighted] == pytest.approx([0.5, 0.5, 0.0])
+
+
+def test_unimax_spreads_the_budget_evenly_within_the_epoch_caps() -> None:
+    # Smallest first: 10 tokens can give 2 epochs (20), 100 can give 200, the largest takes the rest.
+    shares = effective_weights(Weighting(scheme="unimax", max_epochs=2), 600, [1, 1, 1], [1000, 10, 100], [None] * 3)
+    assert shares == [380, 20, 200] and sum(shares) == 600
+    # Uncapped, UniMax is uniform; a source's own max_epochs overrides the phase's.
+    assert effective_weights(Weighting(scheme="unimax"), 600, [1, 1, 1], [1000, 10, 100], [None] * 3) == [200, 200, 200]
+    assert effective_weights(Weighting(scheme="unimax", max_epochs=2), 600, [1, 1, 1], [1000, 10, 100],
+                             [None, 5, None]) == [350, 50, 200]
+    # Weights tilt the spread.
+    assert effective_weights(Weighting(scheme="unimax"), 600, [2, 1, 0], [1000, 1000, 1000], [None] * 3) == [400, 200, 0]
+
+
+def test_weighting_options_belong_to_their_scheme() -> None:
+    with pytest.raises(ValidationError, match="temperature applies to scheme temperature"):
+        Weighting(scheme="unimax", temperature=2)
+    with pytest.raises(ValidationError, match="max_epochs applies to scheme unimax"):
+        Weighting(scheme="weights", max_epochs=3)
+
+
+def test_unimax_plan_meets_the_caps_and_sums_to_the_budget(corpus_dir: Path, tokenizer_path: Path) -> None:
+    phases = two_phases()[:1]
+    phases[0]["weighting"] = {"scheme": "unimax", "max_epochs": 1}
+    phases[0]["tokens"] = 4_000
+    plan = plan_mixture(mixture(corpus_dir, tokenizer_path, phases))
+    general = plan.phases[0]
+    assert sum(source.tokens_target for source in general.sources) == 4_000
+    assert all(source.epochs <= 1 + 1e-9 for source in general.sources[:-1] if source.tokens_available < 1333)
+    by_size = sorted(general.sources, key=lambda source: source.tokens_available)
+    smallest = by_size[0]
+    assert smallest.tokens_target == min(smallest.tokens_available, round(4_000 / 3))
+    assert sum(source.target_share for source in general.sources) == pytest.approx(1.0)
+    # Too small a cap for the budget: the planner says which source would need more passes.
+    phases[0]["tokens"] = 50_000
+    with pytest.raises(PlanError, match="max_epochs is 1"):
+        plan_mixture(mixture(corpus_dir, tokenizer_path, phases))
