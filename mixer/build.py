@@ -166,6 +166,7 @@ def take_source(
 
 def build_phase(
     phase: PhaseSpec,
+    sources: list[SourceSpec],
     plan: PhasePlan,
     documents: dict[str, SourceDocuments],
     seed: int,
@@ -177,7 +178,7 @@ def build_phase(
         take_source(
             documents[source.name], source, source_plan.tokens_target, seed, phase.name, encoder
         )
-        for source, source_plan in zip(phase.sources, plan.sources)
+        for source, source_plan in zip(sources, plan.sources)
     ]
     targets = [source_plan.tokens_target for source_plan in plan.sources]
     assert [take.tokens for take in takes] == targets, "sources must supply their targets exactly"
@@ -186,14 +187,14 @@ def build_phase(
         [takes[source].documents[position] for source, position in order],
         [source for source, _ in order],
         phase.seq_len,
-        len(phase.sources),
+        len(sources),
     )
     info = PhaseInfo(
         name=phase.name,
         seq_len=phase.seq_len,
         n_sequences=packed.tokens.shape[0],
         tokens=int(packed.tokens.size),
-        sources=[source.name for source in phase.sources],
+        sources=[source.name for source in sources],
         domains=[source_plan.domain for source_plan in plan.sources],
     )
     write_phase(output_dir, info, packed.tokens, packed.segments, packed.sources)
@@ -289,8 +290,8 @@ def build_mixture(
     phases: list[PhaseReport] = []
     for phase, phase_plan in zip(spec.phases, plan.phases):
         say(f"mix: building phase {phase.name} ({phase.tokens:,} tokens, seq_len {phase.seq_len})")
-        documents = phase_documents(phase, cache)
-        report = build_phase(phase, phase_plan, documents, spec.seed, encoder, out)
+        documents = phase_documents(spec, phase, cache)
+        report = build_phase(phase, spec.sources_of(phase), phase_plan, documents, spec.seed, encoder, out)
         say(
             f"mix: phase {phase.name}: {report.n_sequences:,} sequences written, "
             f"{report.tokens_dropped} tokens dropped"

@@ -152,27 +152,42 @@ def source_problem(phase: PhaseSpec, plan: SourcePlan) -> str | None:
     return None
 
 
-def plan_phase(phase: PhaseSpec, documents: dict[str, SourceDocuments]) -> PhasePlan:
-    """Plan one phase from its sources' documents (keyed by source name); raises PlanError."""
+def phase_weights(spec: MixtureSpec, phase: PhaseSpec, documents: dict[str, SourceDocuments],
+                  planned: dict[str, PhasePlan]) -> list[Fraction]:
+    """Weights of ``spec.sources_of(phase)``: the phase's own sources by its weighting and,
+    with a replay, the earlier phase's planned shares scaled to the replay's share."""
+    own = effective_weights(
+        phase.weighting, phase.tokens, [source.weight for source in phase.sources],
+        [documents[source.name].tokens for source in phase.sources],
+        [source.max_epochs for source in phase.sources],
+    )
+    if phase.replay is None:
+        return own
+    share = Fraction(phase.replay.share)
+    total = sum(own)
+    scaled = [weight / total * (1 - share) if total else Fraction(0) for weight in own]
+    earlier = planned[phase.replay.phase]
+    return scaled + [Fraction(source.tokens_target, earlier.tokens) * share for source in earlier.sources]
+
+
+def plan_phase(phase: PhaseSpec, sources: list[SourceSpec], documents: dict[str, SourceDocuments],
+               weights: list[Fraction]) -> PhasePlan:
+    """Plan one phase: ``sources`` with their ``weights`` and documents (keyed by source
+    name); raises PlanError."""
     if phase.tokens < phase.seq_len:
         raise PlanError([
             f"phase {phase.name!r}: {phase.tokens:,} tokens do not fill one "
             f"{phase.seq_len}-token sequence"
         ])
-    weights = effective_weights(
-        phase.weighting, phase.tokens, [source.weight for source in phase.sources],
-        [documents[source.name].tokens for source in phase.sources],
-        [source.max_epochs for source in phase.sources],
-    )
     if not any(weights):
         raise PlanError([f"phase {phase.name!r}: no source with a positive weight has documents"])
     targets = largest_remainder(phase.tokens, weights)
     total = sum(weights)
-    sources = [
+    plans = [
         plan_source(phase, source, documents[source.name], target, float(weight / total))
-        for source, target, weight in zip(phase.sources, targets, weights)
+        for source, target, weight in zip(sources, targets, weights)
     ]
-    problems = [problem for plan in sources if (problem := source_problem(phase, plan))]
+    problems = [problem for plan in plans if (problem := source_problem(phase, plan))]
     if problems:
         raise PlanError(problems)
     return PhasePlan(
@@ -181,30 +196,36 @@ def plan_phase(phase: PhaseSpec, documents: dict[str, SourceDocuments]) -> Phase
         seq_len=phase.seq_len,
         sequences=phase.tokens // phase.seq_len,
         tokens_dropped=phase.tokens % phase.seq_len,
-        sources=sources,
+        sources=plans,
     )
 
 
-def phase_documents(phase: PhaseSpec, cache: DocumentCache) -> dict[str, SourceDocuments]:
+def phase_documents(spec: MixtureSpec, phase: PhaseSpec, cache: DocumentCache) -> dict[str, SourceDocuments]:
     return {
         source.name: cache.get(source.select, label=f"{phase.name}/{source.name}")
-        for source in phase.sources
+        for source in spec.sources_of(phase)
     }
 
 
 def plan_mixture(spec: MixtureSpec, cache: DocumentCache | None = None) -> MixturePlan:
-    """Plan every phase; problems of all phases are reported together in one PlanError."""
+    """Plan every phase in order (a replay needs its earlier phase's plan); problems of all
+    phases are reported together in one PlanError."""
     cache = cache or DocumentCache(list(spec.corpus), load_tokenizer(spec.tokenizer))
-    phases: list[PhasePlan] = []
+    planned: dict[str, PhasePlan] = {}
     problems: list[str] = []
     for phase in spec.phases:
+        if phase.replay is not None and phase.replay.phase not in planned:
+            problems.append(f"phase {phase.name!r}: cannot replay {phase.replay.phase!r}, which has problems")
+            continue
         try:
-            phases.append(plan_phase(phase, phase_documents(phase, cache)))
+            documents = phase_documents(spec, phase, cache)
+            weights = phase_weights(spec, phase, documents, planned)
+            planned[phase.name] = plan_phase(phase, spec.sources_of(phase), documents, weights)
         except PlanError as error:
             problems.extend(error.problems)
     if problems:
         raise PlanError(problems)
-    return MixturePlan(mixture=spec.name, tokenizer=spec.tokenizer, seed=spec.seed, phases=phases)
+    return MixturePlan(mixture=spec.name, tokenizer=spec.tokenizer, seed=spec.seed, phases=list(planned.values()))
 
 
 def plan_rows(plan: MixturePlan) -> list[dict]:

@@ -100,6 +100,17 @@ class Weighting(BaseModel):
         return self
 
 
+class Replay(BaseModel):
+    """A ``share`` of the phase's budget drawn from an earlier phase's whole mix (its sources,
+    replays included, in its planned proportions): the guard against forgetting that
+    mid-training recipes keep when they shift the data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phase: str
+    share: float = Field(gt=0.0, lt=1.0)
+
+
 class PhaseSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -108,6 +119,7 @@ class PhaseSpec(BaseModel):
     seq_len: int = Field(gt=0)
     sources: list[SourceSpec] = Field(min_length=1)
     weighting: Weighting = Field(default_factory=Weighting)
+    replay: Replay | None = None
 
     @model_validator(mode="after")
     def _weights(self) -> "PhaseSpec":
@@ -136,7 +148,26 @@ class MixtureSpec(BaseModel):
         duplicates = repeated([phase.name for phase in self.phases])
         if duplicates:
             raise ValueError(f"duplicate phase names {duplicates}")
+        for number, phase in enumerate(self.phases):
+            if phase.replay is None:
+                continue
+            earlier = [before.name for before in self.phases[:number]]
+            if phase.replay.phase not in earlier:
+                raise ValueError(f"phase {phase.name!r}: replay.phase {phase.replay.phase!r} is not an earlier "
+                                 f"phase (earlier: {earlier})")
+            clashes = repeated([source.name for source in self.sources_of(phase)])
+            if clashes:
+                raise ValueError(f"phase {phase.name!r}: source names {clashes} clash with the replayed ones")
         return self
+
+    def sources_of(self, phase: PhaseSpec) -> list[SourceSpec]:
+        """The phase's own sources, then with a replay the earlier phase's sources (its replays
+        included) renamed ``<earlier phase>.<source>``."""
+        if phase.replay is None:
+            return list(phase.sources)
+        earlier = self.phase(phase.replay.phase)
+        return [*phase.sources, *(source.model_copy(update={"name": f"{earlier.name}.{source.name}"})
+                                  for source in self.sources_of(earlier))]
 
     def phase(self, name: str) -> PhaseSpec:
         for phase in self.phases:

@@ -324,3 +324,17 @@ def test_same_bytes_across_processes(spec: MixtureSpec, built: Built, tmp_path: 
     command = [sys.executable, "-c", script, str(spec_file), str(out)]
     subprocess.run(command, check=True, env=environment)
     assert tree(out) == tree(built[0])
+
+
+def test_a_replayed_phase_builds_the_earlier_sources_exactly(corpus_dir: Path, tokenizer_path: Path,
+                                                             tmp_path: Path) -> None:
+    phases = [dict(phase) for phase in PHASES]
+    phases[2] = {**phases[2], "replay": {"phase": phases[0]["name"], "share": 0.3}}
+    report = build_mixture(mixture(corpus_dir, tokenizer_path, phases), str(tmp_path / "replay"))
+    long = report.phases[2]
+    earlier = [source["name"] for source in phases[0]["sources"]]
+    replayed = {f"{phases[0]['name']}.{name}" for name in earlier}
+    assert {source.name for source in long.sources} == {"long", "replay", *replayed}
+    assert all(source.tokens_taken == source.tokens_target for source in long.sources)
+    assert sum(source.tokens_target for source in long.sources if source.name in replayed) == round(
+        0.3 * phases[2]["tokens"])

@@ -181,3 +181,29 @@ def test_unimax_plan_meets_the_caps_and_sums_to_the_budget(corpus_dir: Path, tok
     phases[0]["tokens"] = 50_000
     with pytest.raises(PlanError, match="max_epochs is 1"):
         plan_mixture(mixture(corpus_dir, tokenizer_path, phases))
+
+
+def test_replay_draws_a_share_from_an_earlier_phases_mix(corpus_dir: Path, tokenizer_path: Path) -> None:
+    phases = two_phases()
+    phases[1]["replay"] = {"phase": "general", "share": 0.25}
+    plan = plan_mixture(mixture(corpus_dir, tokenizer_path, phases))
+    general, long = plan.phases
+    names = [source.name for source in long.sources]
+    assert names == ["long", "replay", "off", "general.web", "general.code", "general.math"]
+    replayed = {source.name: source for source in long.sources[3:]}
+    assert sum(source.tokens_target for source in long.sources) == 2_000
+    assert sum(source.tokens_target for source in replayed.values()) == 500  # 25% of the budget
+    for source in general.sources:  # in the earlier phase's proportions
+        assert replayed[f"general.{source.name}"].target_share == pytest.approx(0.25 * source.tokens_target / general.tokens)
+    assert long.sources[0].target_share == pytest.approx(0.375)  # the rest by the phase's own weights
+
+
+def test_replay_must_name_an_earlier_phase(corpus_dir: Path, tokenizer_path: Path) -> None:
+    phases = two_phases()
+    phases[0]["replay"] = {"phase": "long", "share": 0.1}
+    with pytest.raises(ValidationError, match="replay.phase 'long' is not an earlier phase"):
+        mixture(corpus_dir, tokenizer_path, phases)
+    phases = two_phases()
+    phases[1]["replay"] = {"phase": "general", "share": 1.0}
+    with pytest.raises(ValidationError, match="less than 1"):
+        mixture(corpus_dir, tokenizer_path, phases)
