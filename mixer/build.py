@@ -299,6 +299,9 @@ def build_mixture(
         phases.append(report)
     build = BuildReport(mixture=spec.name, fingerprint=record["fingerprint"], phases=phases)
     write_text_atomic(out / REPORT_FILE, build.model_dump_json(indent=2) + "\n")
+    from mixer.composition import COMPOSITION_FILE, draw_composition  # matplotlib only when building
+
+    draw_composition(build, out / COMPOSITION_FILE)
     return build
 
 

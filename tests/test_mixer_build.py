@@ -91,7 +91,7 @@ def stream_documents(mix: Path, phase: str, eod: int) -> list[tuple[int, np.ndar
 def test_output_layout(built: Built) -> None:
     out, report = built
     assert set(tree(out)) == {
-        "mixture.json", "plan.json", "report.json", "tokenizer.json",
+        "mixture.json", "plan.json", "report.json", "tokenizer.json", "composition.png",
         *(f"phases/{phase['name']}/{name}" for phase in PHASES
           for name in ("tokens.npy", "segments.npy", "sources.npy", "phase.json")),
     }
@@ -100,6 +100,7 @@ def test_output_layout(built: Built) -> None:
     assert record["spec"]["phases"][0]["name"] == "general"
     assert record["inputs"]["corpus_manifests_sha256"] == [None]
     assert BuildReport.model_validate_json((out / "report.json").read_text()) == report
+    assert (out / "composition.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_same_spec_same_bytes(spec: MixtureSpec, built: Built, tmp_path: Path) -> None:
