@@ -67,7 +67,15 @@ def kill_after_first_input(config: CurateConfig, config_file: Path) -> int:
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    return len(list(directory.glob("input-*.parquet")))
+    # Ray's worker processes may outlive the group by a moment and finish the unit they were
+    # writing (a whole unit: it counts). Count once nothing has changed for a second.
+    staged, settled = -1, time.monotonic()
+    while time.monotonic() - settled < 1.0:
+        now = len(list(directory.glob("input-*.parquet")))
+        if now != staged:
+            staged, settled = now, time.monotonic()
+        time.sleep(0.05)
+    return staged
 
 
 def test_resume_after_kill_finishes_only_what_is_missing(ray_runtime, config, tmp_path):
