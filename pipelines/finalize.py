@@ -122,6 +122,7 @@ def _decisions_sql(exact_dedup: bool) -> str:
     run's document keeps nothing (``earlier_run_duplicate``, with ``dup_cluster``
     ``earlier:<id>`` naming the earlier document: the component's smallest node)."""
     exact_group = "'exact-' || text_hash" if exact_dedup else "'self-' || id"
+    survivor_copy = "text_hash = survivor_hash" if exact_dedup else "false"
     return f"""
     CREATE TEMP TABLE decision AS
     WITH kept AS (
@@ -152,11 +153,11 @@ def _decisions_sql(exact_dedup: bool) -> str:
     SELECT input_index, ordinal,
            CASE WHEN id = survivor AND NOT earlier THEN '{KEPT}' ELSE '{DROPPED}' END,
            CASE WHEN id = survivor AND NOT earlier THEN NULL
-                WHEN NOT earlier AND {str(exact_dedup).lower()} AND text_hash = survivor_hash THEN '{EXACT_DEDUP_STAGE}'
+                WHEN NOT earlier AND {survivor_copy} THEN '{EXACT_DEDUP_STAGE}'
                 ELSE '{FUZZY_DEDUP_STAGE}' END,
            CASE WHEN earlier THEN '{EARLIER_RUN_DUPLICATE}'
                 WHEN id = survivor THEN NULL
-                WHEN {str(exact_dedup).lower()} AND text_hash = survivor_hash THEN '{EXACT_DUPLICATE}'
+                WHEN {survivor_copy} THEN '{EXACT_DUPLICATE}'
                 ELSE '{NEAR_DUPLICATE}' END,
            CASE WHEN earlier THEN 'earlier:' || earlier_id
                 WHEN copies = 1 THEN NULL
@@ -221,10 +222,11 @@ def _components_views(con: duckdb.DuckDBPyConnection, components: list[str], ear
         con.from_arrow(COMPONENT_SCHEMA.empty_table()).create_view("components")
     if earlier:
         con.from_arrow(pa.table({"number": range(len(earlier)), "filename": earlier})).create_view("earlier_files")
+        con.read_parquet([str(path) for path in earlier], filename=True, file_row_number=True).create_view(
+            "earlier_rows")
         con.execute(f"""CREATE TEMP VIEW earlier_ids AS
             SELECT (f.number::BIGINT << {ROW_BITS}) | r.file_row_number AS node, r.id
-            FROM read_parquet({[str(path) for path in earlier]}, filename = true, file_row_number = true) r
-            JOIN earlier_files f USING (filename)""")
+            FROM earlier_rows r JOIN earlier_files f USING (filename)""")
     else:
         con.execute("CREATE TEMP VIEW earlier_ids AS SELECT NULL::BIGINT AS node, NULL::VARCHAR AS id WHERE false")
 
@@ -248,13 +250,14 @@ def _semantic_dedup(con: duckdb.DuckDBPyConnection, settings: SemanticDedupSetti
     (semantic.py), as ``semantic_duplicate`` with ``dup_cluster`` ``semantic:<kept id>``."""
     work.mkdir(parents=True, exist_ok=True)
     candidates = work / "candidates.parquet"
-    con.execute(f"""COPY (SELECT (input_index::BIGINT << {ROW_BITS}) | ordinal AS node, id, quality, text
-                    FROM final WHERE status = '{KEPT}' ORDER BY node) TO '{candidates}' (FORMAT parquet)""")
-    found = semantic_duplicates([candidates], settings, work, progress)
+    con.sql(f"""SELECT (input_index::BIGINT << {ROW_BITS}) | ordinal AS node, id, quality, text
+                FROM final WHERE status = '{KEPT}' ORDER BY node""").write_parquet(str(candidates))
+    con.read_parquet(str(candidates)).create_view("semantic_candidates")
+    con.read_parquet(str(semantic_duplicates([candidates], settings, work, progress))).create_view("semantic_found")
     con.execute(f"""
         UPDATE decision SET status = '{DROPPED}', stage = '{SEMANTIC_DEDUP_STAGE}', reason = '{SEMANTIC_DUPLICATE}',
                dup_cluster = 'semantic:' || kept.id
-        FROM read_parquet('{found}') found JOIN read_parquet('{candidates}') kept ON kept.node = found.duplicate_of
+        FROM semantic_found found JOIN semantic_candidates kept ON kept.node = found.duplicate_of
         WHERE ((decision.input_index::BIGINT << {ROW_BITS}) | decision.ordinal) = found.node""")
 
 

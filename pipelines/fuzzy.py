@@ -201,8 +201,9 @@ def _bucket_pairs(partition: int, prefixes: list[str], files: int, work: str) ->
     rows = _gather(prefixes, partition, ("key", "node"))
     order = np.lexsort((rows["node"], rows["key"]))
     keys, nodes = rows["key"][order], rows["node"][order]
-    same = np.r_[False, keys[1:] == keys[:-1]]  # not the first of its bucket
-    heads = np.maximum.accumulate(np.where(same, 0, np.arange(len(keys))))
+    firsts = _firsts(keys)
+    heads = np.repeat(firsts, np.diff(np.r_[firsts, len(keys)]))  # each row's bucket start
+    same = heads != np.arange(len(keys))  # not the first (smallest) node of its bucket
     left, right = nodes[heads][same], nodes[same]
     return _scatter(Path(work) / "pairs" / str(partition), {"left": left, "right": right},
                     _file_of(left) % files, files)
@@ -366,7 +367,7 @@ def _write_labels(path: Path, nodes: np.ndarray, labels: np.ndarray, earlier_fil
     nodes, labels = nodes[ours], labels[ours]
     table = pa.table({
         "input_index": (_file_of(nodes) - earlier_files).astype(np.int32),
-        "ordinal": nodes & ((1 << ROW_BITS) - 1),
+        "ordinal": _row_of(nodes),
         "component": labels,
         "earlier": _file_of(labels) < earlier_files,
     }, schema=COMPONENT_SCHEMA)
