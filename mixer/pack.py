@@ -23,13 +23,25 @@ from typing import Sequence
 import numpy as np
 
 
+PAD_SOURCE = 255  # the source index of padding tokens, so sources number at most 255
+
+
+def check_sources(n_sources: int) -> None:
+    if n_sources > PAD_SOURCE:
+        raise ValueError(f"a phase holds at most {PAD_SOURCE} sources, got {n_sources}")
+
+
 @dataclass(frozen=True)
 class PackedPhase:
+    """A phase's sequences in the stream layout of :mod:`mixer.stream` (padding included)."""
+
     tokens: np.ndarray  # uint32 [n_seq, seq_len]
     segments: np.ndarray  # uint32 [n_seq, seq_len], document index within the sequence
-    sources: np.ndarray  # uint8 [n_seq, seq_len], source index
-    written_by_source: np.ndarray  # int64 [n_sources], tokens in whole sequences
-    dropped_by_source: np.ndarray  # int64 [n_sources], tokens of the dropped tail
+    sources: np.ndarray  # uint8 [n_seq, seq_len], source index, PAD_SOURCE on padding
+    written_by_source: np.ndarray  # int64 [n_sources], real tokens in the sequences
+    dropped_by_source: np.ndarray  # int64 [n_sources], tokens left out (tail, truncation)
+    truncated_by_source: np.ndarray  # int64 [n_sources], documents split or cut
+    padding: int  # pad tokens in the sequences
 
 
 def interleave(lengths: Sequence[Sequence[int]], targets: Sequence[int]) -> list[tuple[int, int]]:
@@ -67,8 +79,7 @@ def pack(
     """Concatenate ``documents`` (token id arrays, each non-empty) and cut them into sequences."""
     if any(len(document) == 0 for document in documents):
         raise ValueError("pack: empty document; every document has at least its end token")
-    if n_sources > np.iinfo(np.uint8).max + 1:
-        raise ValueError(f"a phase holds at most 256 sources, got {n_sources}")
+    check_sources(n_sources)
     lengths = np.asarray([len(document) for document in documents], dtype=np.int64)
     flat = np.concatenate(documents).astype(np.uint32) if documents else np.zeros(0, np.uint32)
     document_index = np.repeat(np.arange(len(documents), dtype=np.int64), lengths)
@@ -78,10 +89,18 @@ def pack(
     shape = (n_sequences, seq_len)
     segments = document_index[:kept].reshape(shape)
     segments = segments - segments[:, :1]  # the document that opens a sequence is segment 0
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    # split across sequences, or partly in the dropped tail (a document wholly in it is dropped)
+    truncated = (starts // seq_len != (ends - 1) // seq_len) & (starts < kept)
     return PackedPhase(
         tokens=flat[:kept].reshape(shape),
         segments=segments.astype(np.uint32),
         sources=source_index[:kept].reshape(shape).astype(np.uint8),
         written_by_source=np.bincount(source_index[:kept], minlength=n_sources),
         dropped_by_source=np.bincount(source_index[kept:], minlength=n_sources),
+        truncated_by_source=np.bincount(
+            np.asarray(document_sources, dtype=np.int64)[truncated], minlength=n_sources
+        ),
+        padding=0,
     )

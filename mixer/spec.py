@@ -57,10 +57,30 @@ class Selector(BaseModel):
 
 
 class FimSpec(BaseModel):
+    """Fill-in-the-middle for one source (:mod:`mixer.fim`). ``level: document`` transforms
+    whole documents before packing; ``level: context`` transforms the source's document
+    fragments within each packed sequence after packing (Bavarian et al.'s context-level FIM)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    rate: float = Field(default=0.5, ge=0.0, le=1.0)  # share of documents transformed
+    rate: float = Field(default=0.5, ge=0.0, le=1.0)  # share of documents (fragments) transformed
     spm_rate: float = Field(default=0.5, ge=0.0, le=1.0)  # share of those in SPM layout
+    level: Literal["document", "context"] = "document"
+
+
+class Packing(BaseModel):
+    """How a phase's documents become ``seq_len`` sequences (:mod:`mixer.pack`).
+
+    - ``concat``: end to end, cut every ``seq_len`` tokens; no padding, but documents are split
+      at every sequence boundary and the last partial sequence is dropped.
+    - ``best_fit``: best-fit decreasing (Ding et al. 2024) within windows of about ``window``
+      sequences' worth of documents; only documents longer than ``seq_len`` are split, the
+      rest of a sequence is padding (masked out of the loss), and no token is dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["concat", "best_fit"] = "concat"
+    window: int = Field(default=1024, gt=0)
 
 
 class SourceSpec(BaseModel):
@@ -120,6 +140,7 @@ class PhaseSpec(BaseModel):
     sources: list[SourceSpec] = Field(min_length=1)
     weighting: Weighting = Field(default_factory=Weighting)
     replay: Replay | None = None
+    packing: Packing = Field(default_factory=Packing)
 
     @model_validator(mode="after")
     def _weights(self) -> "PhaseSpec":
