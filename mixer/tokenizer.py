@@ -155,3 +155,44 @@ def train_tokenizer(
     path.parent.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(path))
     return path
+
+
+def _byte_symbols() -> dict[str, int]:
+    """GPT-2's ``bytes_to_unicode`` inverted: the printable character ByteLevel writes for
+    each byte, mapped back to the byte. Printable Latin-1 bytes stand for themselves; the other
+    68 bytes are shifted to U+0100 and up, in byte order."""
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
+    shifted = [byte for byte in range(256) if byte not in printable]
+    symbols = {chr(byte): byte for byte in printable}
+    symbols.update({chr(256 + n): byte for n, byte in enumerate(shifted)})
+    return symbols
+
+
+def token_bytes(tokenizer: Tokenizer) -> list[bytes]:
+    """The raw bytes of every token id of a byte-level BPE (as :func:`new_tokenizer` builds).
+
+    ``b"".join(table[i] for i in ids)`` gives the exact bytes of any run of tokens, even one
+    that starts or ends inside a multi-byte character, where ``tokenizer.decode`` would write
+    U+FFFD instead. Special and other added tokens map to their UTF-8 text. Ids the vocabulary
+    skips map to ``b""``.
+    """
+    symbols = _byte_symbols()
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    added = {token.content for token in tokenizer.get_added_tokens_decoder().values()}
+    table = [b""] * (max(vocab.values(), default=-1) + 1)
+    for token, token_id in vocab.items():
+        if token in added:
+            table[token_id] = token.encode("utf-8")
+        else:
+            try:
+                table[token_id] = bytes(symbols[symbol] for symbol in token)
+            except KeyError as error:
+                raise TokenizerError(
+                    f"token {token!r} (id {token_id}) is not byte-level; "
+                    "token_bytes needs a ByteLevel tokenizer"
+                ) from error
+    return table
