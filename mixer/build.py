@@ -2,14 +2,16 @@
 
 Per phase and source, documents are taken in a seeded shuffled order (a fresh order for every
 further pass when the source must repeat), each one tokenised with its end-of-document token
-appended and, for sources with ``fim``, turned into a FIM document at the source's rate
-(:mod:`mixer.fim`). Documents are taken until the source's planned target is reached, the last
-one truncated (its head kept, then its end-of-document token, so every document in a stream
-still ends with one), so the tokens taken per source equal the plan's targets and sum to the
-phase budget exactly. Sources are interleaved by the error-minimising rule of
-:mod:`mixer.pack` and packed into ``seq_len`` sequences; the partial last sequence is dropped
-and reported, so the tokens *written* per source are the target minus its part of that tail
-(under ``seq_len`` tokens per phase in all).
+appended and, for sources with document-level ``fim``, turned into a FIM document at the
+source's rate (:mod:`mixer.fim`). Documents are taken until the source's planned target is
+reached, the last one truncated (its head kept, then its end-of-document token, so every
+document in a stream still ends with one), so the tokens taken per source equal the plan's
+targets and sum to the phase budget exactly. Sources are interleaved by the error-minimising
+rule of :mod:`mixer.pack` and packed into ``seq_len`` sequences by the phase's ``packing``:
+concat-and-chunk drops the partial last sequence (under ``seq_len`` tokens per phase), best-fit
+writes every token and pads instead. Sources with context-level FIM are then transformed
+inside each packed sequence. The report counts, per source, the tokens written and dropped,
+the documents truncated and the FIM'd documents or fragments, and per phase the padding.
 
 Randomness comes from generators seeded by sha256 of ``(spec.seed, phase, source, purpose)``:
 stable across processes and machines (unlike Python's ``hash``), independent per source, and
@@ -44,18 +46,17 @@ from corpus.files import write_text_atomic
 from corpus.manifest import sha256_file
 from mixer.corpora import manifest_sha256
 from mixer.documents import DocumentCache, SourceDocuments
-from mixer.fim import draw_split, fim_token_ids
-from mixer.pack import interleave, pack
+from mixer.fim import ContextFimCounts, draw_split, fim_contexts, fim_token_ids
+from mixer.pack import interleave, pack, pack_best_fit
 from mixer.plan import (
     MixturePlan,
     PhasePlan,
-    SourcePlan,
     phase_documents,
     plan_mixture,
     write_plan,
 )
 from mixer.spec import MixtureSpec, PhaseSpec, SourceSpec
-from mixer.stream import PhaseInfo, write_phase
+from mixer.stream import PhaseArrays, PhaseInfo, write_phase
 from mixer.tokenizer import SpecialTokens, load_tokenizer
 
 Progress = Callable[[str], None]
@@ -76,25 +77,38 @@ class SourceReport(BaseModel):
     domain: str
     tokens_target: int
     tokens_taken: int  # == tokens_target: the last document is truncated to fit
-    tokens_written: int  # taken minus this source's part of the dropped tail
-    tokens_dropped: int
+    tokens_written: int  # real tokens of this source in the phase's sequences
+    tokens_dropped: int  # taken but not written: the concat tail, context-FIM overflow
     documents_available: int
     documents_used: int  # counting every repetition and the truncated last document
+    documents_truncated: int  # split across sequences, or cut by the dropped tail
     epochs: float  # documents_used / documents_available
-    fim_documents: int
+    fim_documents: int  # document-level FIM
     fim_spm_documents: int
+    fim_fragments: int  # context-level FIM: fragments transformed, and of those SPM
+    fim_spm_fragments: int
+    fim_skipped: int  # context-level FIM fragments left alone: not whole UTF-8 characters
     target_share: float  # tokens_target / phase budget
-    realised_share: float  # tokens_written / phase tokens_written
+    realised_share: float  # tokens_written / the phase's real tokens written
 
 
 class PhaseReport(BaseModel):
     name: str
     seq_len: int
+    packing: str
     tokens_budget: int
     n_sequences: int
-    tokens_written: int  # n_sequences * seq_len
-    tokens_dropped: int  # tokens_budget - tokens_written
+    tokens_written: int  # n_sequences * seq_len, padding included
+    tokens_real: int  # tokens_written - padding
+    padding: int
+    tokens_dropped: int  # summed over sources
+    documents_truncated: int
     sources: list[SourceReport]
+
+    @property
+    def max_share_error(self) -> float:
+        """The largest |realised - target| share over the phase's sources."""
+        return max(abs(source.realised_share - source.target_share) for source in self.sources)
 
 
 class BuildReport(BaseModel):
@@ -121,10 +135,14 @@ class SourceTake:
     fim_spm_documents: int = 0
 
 
-def derive_rng(seed: int, *labels: str) -> np.random.Generator:
-    """A generator seeded by sha256 of the seed and labels: stable across runs and machines."""
+def derive_seed(seed: int, *labels: str) -> int:
+    """A 128-bit seed from sha256 of the seed and labels: stable across runs and machines."""
     digest = hashlib.sha256(json.dumps([seed, *labels]).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+    return int.from_bytes(digest[:16], "little")
+
+
+def derive_rng(seed: int, *labels: str) -> np.random.Generator:
+    return np.random.default_rng(derive_seed(seed, *labels))
 
 
 def shuffled_passes(rng: np.random.Generator, n: int) -> Iterator[int]:
@@ -150,7 +168,7 @@ def take_source(
     while take.tokens < target:
         index = next(order)
         body = documents.token_ids(index)
-        if source.fim is not None:
+        if source.fim is not None and source.fim.level == "document":
             text = documents.texts[index]
             split = draw_split(fim_rng, len(text), source.fim)
             if split is not None:
@@ -164,16 +182,16 @@ def take_source(
     return take
 
 
-def build_phase(
+def pack_phase(
     phase: PhaseSpec,
     sources: list[SourceSpec],
     plan: PhasePlan,
     documents: dict[str, SourceDocuments],
     seed: int,
+    fingerprint: str,
     encoder: Encoder,
-    output_dir: Path,
-) -> PhaseReport:
-    """Build and write one phase's stream; returns its report."""
+) -> tuple[PhaseArrays, PhaseReport]:
+    """One phase's stream, in memory, and its report."""
     takes = [
         take_source(
             documents[source.name], source, source_plan.tokens_target, seed, phase.name, encoder
@@ -183,12 +201,27 @@ def build_phase(
     targets = [source_plan.tokens_target for source_plan in plan.sources]
     assert [take.tokens for take in takes] == targets, "sources must supply their targets exactly"
     order = interleave([[len(doc) for doc in take.documents] for take in takes], targets)
-    packed = pack(
-        [takes[source].documents[position] for source, position in order],
-        [source for source, _ in order],
-        phase.seq_len,
-        len(sources),
-    )
+    stream_documents = [takes[source].documents[position] for source, position in order]
+    stream_sources = [source for source, _ in order]
+    if phase.packing.method == "best_fit":
+        packed = pack_best_fit(
+            stream_documents, stream_sources, phase.seq_len, len(sources), encoder.special.pad,
+            window_tokens=phase.packing.window * phase.seq_len,
+            shuffle_seed=derive_seed(seed, phase.name, "bins"),
+        )
+    else:
+        packed = pack(stream_documents, stream_sources, phase.seq_len, len(sources))
+    context_fim = {
+        index: source.fim for index, source in enumerate(sources)
+        if source.fim is not None and source.fim.level == "context"
+    }
+    none = np.zeros(len(sources), dtype=np.int64)
+    fim_counts = ContextFimCounts(fragments=none, spm=none, skipped=none, dropped=none)
+    if context_fim:
+        packed, fim_counts = fim_contexts(
+            packed, context_fim, derive_seed(seed, phase.name, "fim-context"),
+            encoder.tokenizer, encoder.special,
+        )
     info = PhaseInfo(
         name=phase.name,
         seq_len=phase.seq_len,
@@ -196,42 +229,47 @@ def build_phase(
         tokens=int(packed.tokens.size),
         sources=[source.name for source in sources],
         domains=[source_plan.domain for source_plan in plan.sources],
+        fingerprint=fingerprint,
+        seed=seed,
+        padding=packed.padding,
     )
-    write_phase(output_dir, info, packed.tokens, packed.segments, packed.sources)
-    return PhaseReport(
+    real = info.tokens - packed.padding
+    source_reports = [
+        SourceReport(
+            name=source_plan.name,
+            domain=source_plan.domain,
+            tokens_target=source_plan.tokens_target,
+            tokens_taken=take.tokens,
+            tokens_written=int(packed.written_by_source[i]),
+            tokens_dropped=int(packed.dropped_by_source[i]),
+            documents_available=source_plan.documents,
+            documents_used=len(take.documents),
+            documents_truncated=int(packed.truncated_by_source[i]),
+            epochs=len(take.documents) / source_plan.documents if source_plan.documents else 0.0,
+            fim_documents=take.fim_documents,
+            fim_spm_documents=take.fim_spm_documents,
+            fim_fragments=int(fim_counts.fragments[i]),
+            fim_spm_fragments=int(fim_counts.spm[i]),
+            fim_skipped=int(fim_counts.skipped[i]),
+            target_share=source_plan.tokens_target / phase.tokens,
+            realised_share=int(packed.written_by_source[i]) / real if real else 0.0,
+        )
+        for i, (source_plan, take) in enumerate(zip(plan.sources, takes))
+    ]
+    report = PhaseReport(
         name=phase.name,
         seq_len=phase.seq_len,
+        packing=phase.packing.method,
         tokens_budget=phase.tokens,
         n_sequences=info.n_sequences,
         tokens_written=info.tokens,
-        tokens_dropped=phase.tokens - info.tokens,
-        sources=[
-            source_report(source_plan, take, int(written), int(dropped), phase.tokens, info.tokens)
-            for source_plan, take, written, dropped in zip(
-                plan.sources, takes, packed.written_by_source, packed.dropped_by_source
-            )
-        ],
+        tokens_real=real,
+        padding=packed.padding,
+        tokens_dropped=int(packed.dropped_by_source.sum()),
+        documents_truncated=int(packed.truncated_by_source.sum()),
+        sources=source_reports,
     )
-
-
-def source_report(
-    plan: SourcePlan, take: SourceTake, written: int, dropped: int, budget: int, phase_written: int
-) -> SourceReport:
-    return SourceReport(
-        name=plan.name,
-        domain=plan.domain,
-        tokens_target=plan.tokens_target,
-        tokens_taken=take.tokens,
-        tokens_written=written,
-        tokens_dropped=dropped,
-        documents_available=plan.documents,
-        documents_used=len(take.documents),
-        epochs=len(take.documents) / plan.documents if plan.documents else 0.0,
-        fim_documents=take.fim_documents,
-        fim_spm_documents=take.fim_spm_documents,
-        target_share=plan.tokens_target / budget,
-        realised_share=written / phase_written if phase_written else 0.0,
-    )
+    return PhaseArrays(info, packed.tokens, packed.segments, packed.sources), report
 
 
 def canonical_json(data: Any) -> bytes:
@@ -267,6 +305,40 @@ def prepare_output(output_dir: Path, spec: MixtureSpec) -> None:
             shutil.rmtree(stale)
 
 
+@dataclass(frozen=True)
+class PlannedMixture:
+    """A spec with everything needed to pack any of its phases: its tokenizer, its documents
+    (tokenised once, shared by phases), its plan and its fingerprint."""
+
+    spec: MixtureSpec
+    encoder: Encoder
+    cache: DocumentCache
+    plan: MixturePlan
+    record: dict[str, Any]
+
+    @classmethod
+    def of(cls, spec: MixtureSpec, progress: Progress | None = None) -> "PlannedMixture":
+        """Plan ``spec``; raises PlanError (before anything is written) when it cannot be met."""
+        tokenizer = load_tokenizer(spec.tokenizer)
+        encoder = Encoder(tokenizer=tokenizer, special=SpecialTokens.from_tokenizer(tokenizer))
+        cache = DocumentCache(list(spec.corpus), tokenizer, progress=progress)
+        return cls(spec, encoder, cache, plan_mixture(spec, cache), mixture_record(spec))
+
+    def pack(self, phase: PhaseSpec) -> tuple[PhaseArrays, PhaseReport]:
+        """One phase's stream, in memory, and its report."""
+        phase_plan = next(planned for planned in self.plan.phases if planned.name == phase.name)
+        return pack_phase(
+            phase, self.spec.sources_of(phase), phase_plan, phase_documents(self.spec, phase, self.cache),
+            self.spec.seed, self.record["fingerprint"], self.encoder,
+        )
+
+
+def phase_on_the_fly(spec: MixtureSpec, phase: str, progress: Progress | None = None) -> PhaseArrays:
+    """A phase built in memory, for ``mixer.dataset.PhaseDataset``: the same arrays (and so the
+    same stream) as ``build_mixture`` writes, with nothing written."""
+    return PlannedMixture.of(spec, progress).pack(spec.phase(phase))[0]
+
+
 def build_mixture(
     spec: MixtureSpec, output_dir: str, progress: Progress | None = None
 ) -> BuildReport:
@@ -275,29 +347,25 @@ def build_mixture(
     Everything is planned before anything is written, so a PlanError leaves the output alone.
     """
     say = progress or (lambda message: None)
-    tokenizer = load_tokenizer(spec.tokenizer)
-    encoder = Encoder(tokenizer=tokenizer, special=SpecialTokens.from_tokenizer(tokenizer))
-    cache = DocumentCache(list(spec.corpus), tokenizer, progress=progress)
-    plan: MixturePlan = plan_mixture(spec, cache)
-    record = mixture_record(spec)
-
+    planned = PlannedMixture.of(spec, progress)
     out = Path(output_dir)
     prepare_output(out, spec)
-    write_text_atomic(out / MIXTURE_FILE, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    write_plan(plan, out / PLAN_FILE)
+    write_text_atomic(out / MIXTURE_FILE, json.dumps(planned.record, indent=2, ensure_ascii=False) + "\n")
+    write_plan(planned.plan, out / PLAN_FILE)
     shutil.copyfile(spec.tokenizer, out / TOKENIZER_FILE)
 
     phases: list[PhaseReport] = []
-    for phase, phase_plan in zip(spec.phases, plan.phases):
+    for phase in spec.phases:
         say(f"mix: building phase {phase.name} ({phase.tokens:,} tokens, seq_len {phase.seq_len})")
-        documents = phase_documents(spec, phase, cache)
-        report = build_phase(phase, spec.sources_of(phase), phase_plan, documents, spec.seed, encoder, out)
+        arrays, report = planned.pack(phase)
+        write_phase(out, arrays.info, arrays.tokens, arrays.segments, arrays.sources)
         say(
             f"mix: phase {phase.name}: {report.n_sequences:,} sequences written, "
-            f"{report.tokens_dropped} tokens dropped"
+            f"{report.padding} padding, {report.tokens_dropped} tokens dropped, "
+            f"{report.documents_truncated} documents truncated"
         )
         phases.append(report)
-    build = BuildReport(mixture=spec.name, fingerprint=record["fingerprint"], phases=phases)
+    build = BuildReport(mixture=spec.name, fingerprint=planned.record["fingerprint"], phases=phases)
     write_text_atomic(out / REPORT_FILE, build.model_dump_json(indent=2) + "\n")
     from mixer.composition import COMPOSITION_FILE, draw_composition  # matplotlib only when building
 
@@ -315,8 +383,9 @@ def report_rows(report: BuildReport) -> list[dict]:
             "written": source.tokens_written,
             "dropped": source.tokens_dropped,
             "docs": source.documents_used,
+            "truncated": source.documents_truncated,
             "epochs": round(source.epochs, 2),
-            "fim": source.fim_documents,
+            "fim": source.fim_documents + source.fim_fragments,
             "share": round(source.target_share, 4),
             "realised": round(source.realised_share, 4),
         }
@@ -327,8 +396,9 @@ def report_rows(report: BuildReport) -> list[dict]:
 
 def format_report_table(report: BuildReport) -> str:
     totals = "\n".join(
-        f"phase {phase.name}: {phase.n_sequences:,} sequences x {phase.seq_len} = "
-        f"{phase.tokens_written:,} tokens written, {phase.tokens_dropped} dropped"
+        f"phase {phase.name} ({phase.packing}): {phase.n_sequences:,} sequences x {phase.seq_len} = "
+        f"{phase.tokens_written:,} tokens written ({phase.padding} padding), {phase.tokens_dropped} dropped, "
+        f"{phase.documents_truncated} documents truncated, largest share error {phase.max_share_error:.4f}"
         for phase in report.phases
     )
     return format_table(report_rows(report)) + f"\n{totals}\nfingerprint {report.fingerprint}"

@@ -1,4 +1,4 @@
-"""The mixer's public iterator: the only way trainer/ reads a built mixture.
+"""The stream format of a built phase, and reading and writing it.
 
 A built phase lives in ``MIX/phases/<phase>/``:
 
@@ -6,11 +6,12 @@ A built phase lives in ``MIX/phases/<phase>/``:
 - ``segments.npy`` uint32 ``[n_seq, seq_len]``: document index within its sequence (0, 1, ...),
   so the trainer can mask attention within documents and reset positions;
 - ``sources.npy``  uint8  ``[n_seq, seq_len]``: index into ``phase.json``'s ``sources``, so
-  loss can be reported per source and domain;
-- ``phase.json``: ``{name, seq_len, n_sequences, tokens, sources: [name], domains: [domain]}``.
+  loss can be reported per source and domain; ``PAD_SOURCE`` (255) marks padding, which the
+  trainer leaves out of the loss (a trailing pad run is one segment of its own);
+- ``phase.json``: :class:`PhaseInfo`.
 
-Sequences are stored already in their seeded order; a stream reads them memory-mapped, so the
-state of a reader is just how many sequences it has consumed.
+Sequences are stored already in their seeded order, so a reader's state is just how many it
+has consumed (:mod:`mixer.dataset` reads them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Iterator
 
 import numpy as np
 
+from mixer.pack import PAD_SOURCE  # noqa: F401  (part of the format; readers import it from here)
+
 
 @dataclass(frozen=True)
 class PhaseInfo:
@@ -32,13 +35,20 @@ class PhaseInfo:
     tokens: int
     sources: list[str]
     domains: list[str]  # domains[i] is the domain of sources[i]
+    fingerprint: str = ""  # the mixture's (mixer.build.mixture_record); "" when unknown
+    seed: int = 0
+    padding: int = 0  # pad tokens among ``tokens``
 
 
 @dataclass(frozen=True)
-class PackedBatch:
-    tokens: np.ndarray  # int64 [batch, seq_len]
-    segments: np.ndarray  # int64 [batch, seq_len]
-    sources: np.ndarray  # int64 [batch, seq_len]
+class PhaseArrays:
+    """A phase's description and its three arrays: memory-mapped from a build, or in memory
+    when built on the fly (``mixer.build.phase_on_the_fly``)."""
+
+    info: PhaseInfo
+    tokens: np.ndarray
+    segments: np.ndarray
+    sources: np.ndarray
 
 
 def phase_dir(mix_dir: str | Path, phase: str) -> Path:
@@ -81,54 +91,9 @@ def read_phase_info(mix_dir: str | Path, phase: str) -> PhaseInfo:
     return PhaseInfo(**json.loads(path.read_text()))
 
 
-class PhaseStream:
-    """Batches of whole sequences from one built phase, for one data-parallel rank.
-
-    Rank ``r`` of ``world_size`` takes sequences ``r, r + world_size, ...``; ``start`` is the
-    number of batches this rank has already consumed (the resume point). The last partial
-    batch is dropped so every rank takes the same number of steps.
-    """
-
-    def __init__(
-        self,
-        mix_dir: str | Path,
-        phase: str,
-        batch_size: int,
-        rank: int = 0,
-        world_size: int = 1,
-        start: int = 0,
-    ) -> None:
-        if batch_size <= 0:
-            raise ValueError("batch_size must be positive")
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is outside world_size {world_size}")
-        self.info = read_phase_info(mix_dir, phase)
-        directory = phase_dir(mix_dir, phase)
-        self._tokens = np.load(directory / "tokens.npy", mmap_mode="r")
-        self._segments = np.load(directory / "segments.npy", mmap_mode="r")
-        self._sources = np.load(directory / "sources.npy", mmap_mode="r")
-        self.batch_size = batch_size
-        self.rank = rank
-        self.world_size = world_size
-        self.position = start  # batches consumed so far by this rank
-
-    def __len__(self) -> int:
-        """Batches this rank gets from the whole phase."""
-        per_rank = self.info.n_sequences // self.world_size
-        return per_rank // self.batch_size
-
-    def __iter__(self) -> Iterator[PackedBatch]:
-        while self.position < len(self):
-            first = self.position * self.batch_size
-            rows = [
-                (first + offset) * self.world_size + self.rank for offset in range(self.batch_size)
-            ]
-            self.position += 1
-            yield PackedBatch(
-                tokens=np.asarray(self._tokens[rows], dtype=np.int64),
-                segments=np.asarray(self._segments[rows], dtype=np.int64),
-                sources=np.asarray(self._sources[rows], dtype=np.int64),
-            )
-
-    def state(self) -> dict[str, int | str]:
-        return {"phase": self.info.name, "position": self.position}
+def open_phase(mix_dir: str | Path, phase: str) -> PhaseArrays:
+    """A built phase with its arrays memory-mapped (nothing is read until it is sliced)."""
+    info = read_phase_info(mix_dir, phase)
+    directory = phase_dir(mix_dir, phase)
+    arrays = [np.load(directory / f"{name}.npy", mmap_mode="r") for name in ("tokens", "segments", "sources")]
+    return PhaseArrays(info, *arrays)

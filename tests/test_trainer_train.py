@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from mixer.stream import PhaseInfo, write_phase
+from mixer.dataset import PackedBatch, PhaseDataset, StreamState, StreamStateError
+from mixer.stream import PAD_SOURCE, PhaseInfo, read_phase_info, write_phase
 from trainer import train as train_module
 from trainer.model import Decoder
 from trainer.schedule import lr_at
 from trainer.spec import TrainSpec
-from trainer.train import run_training, vocabulary_size
+from trainer.train import batch_loss, run_training, vocabulary_size
 
 VOCAB = 64
 SOURCES = (["web-a", "code-b", "math-c"], ["web", "code", "math"])
@@ -40,11 +41,14 @@ def pack(n_sequences: int, seq_len: int, rng: np.random.Generator) -> tuple[np.n
     return tokens, segments, sources
 
 
-def make_mixture(root: Path, phases: dict[str, tuple[int, int]]) -> str:
+FINGERPRINT = "a" * 64
+
+
+def make_mixture(root: Path, phases: dict[str, tuple[int, int]], fingerprint: str = FINGERPRINT) -> str:
     """``phases``: name -> (seq_len, n_sequences)."""
     rng = np.random.default_rng(0)
     for name, (seq_len, n) in phases.items():
-        info = PhaseInfo(name, seq_len, n, n * seq_len, *SOURCES)
+        info = PhaseInfo(name, seq_len, n, n * seq_len, *SOURCES, fingerprint=fingerprint, seed=9)
         write_phase(root, info, *pack(n, seq_len, rng))
     return str(root)
 
@@ -140,7 +144,8 @@ def test_checkpoints_are_whole_and_latest_names_the_newest(reference):
     assert (directory / "latest").read_text() == "step-0000018.pt\n"
     state = torch.load(directory / "step-0000015.pt", weights_only=True)
     assert state["position"] == {"step": 15, "tokens_seen": 1536 + 3 * 256, "phase_index": 1, "batches_in_phase": 3}
-    assert state["stream"] == {"phase": "long", "position": 3}
+    assert state["phase"] == "long"
+    assert state["stream"] == {"phase": "long", "tokens_consumed": 3 * 4 * 64, "seed": 9, "fingerprint": FINGERPRINT}
     assert {"model", "optimizer", "rng", "spec"} <= set(state)
     at_phase_end = torch.load(directory / "step-0000012.pt", weights_only=True)["position"]
     assert at_phase_end == {"step": 12, "tokens_seen": 1536, "phase_index": 1, "batches_in_phase": 0}
@@ -192,6 +197,40 @@ def test_resume_refuses_a_different_model_or_a_missing_checkpoint(reference, mix
     wider = spec.model_copy(update={"model": spec.model.model_copy(update={"ffn_hidden": 96})})
     with pytest.raises(ValueError, match="different model spec"):
         run_training(wider, resume=True)
+
+
+def test_resume_refuses_a_rebuilt_mixture_unless_allowed(reference, tmp_path):
+    rebuilt = make_mixture(tmp_path / "rebuilt", {"short": (32, 48), "long": (64, 24)}, fingerprint="b" * 64)
+    output = tmp_path / "resumed"
+    (output / "checkpoints").mkdir(parents=True)
+    (output / "checkpoints" / "step-0000015.pt").write_bytes(
+        (reference["output"] / "checkpoints" / "step-0000015.pt").read_bytes())
+    (output / "checkpoints" / "latest").write_text("step-0000015.pt\n")
+    with pytest.raises(StreamStateError, match="from mixture aaaaaaaaaaaa seed 9, this is bbbbbbbbbbbb"):
+        run_training(train_spec(rebuilt, output), resume=True)
+    run_training(train_spec(rebuilt, output, allow_mixture_change=True), resume=True)
+    assert losses(output)[-3:] == losses(reference["output"])[-3:]  # same arrays, so the same losses
+
+
+def test_padding_is_not_a_target(mixture):
+    """A batch whose rows end in padding has the loss of the same rows without it."""
+    torch.manual_seed(0)
+    spec = train_spec(mixture, Path("unused"))
+    model = Decoder(spec.model, VOCAB)
+    info = read_phase_info(mixture, "short")
+    batch = next(iter(PhaseDataset.from_built(mixture, "short", 2, state=StreamState("short", 0, 9, FINGERPRINT))))
+    cut = 20
+    segments = batch.segments.clone()
+    segments[:, cut:] = segments[:, cut - 1:cut] + 1  # the pad run is a segment of its own
+    padded = PackedBatch(batch.tokens.clone(), segments, batch.sources.clone())
+    padded.tokens[:, cut:] = 1
+    padded.sources[:, cut:] = PAD_SOURCE
+    trimmed = PackedBatch(batch.tokens[:, :cut], batch.segments[:, :cut], batch.sources[:, :cut])
+    with torch.no_grad():
+        with_pad = batch_loss(model, padded, info, torch.device("cpu"))
+        without = batch_loss(model, trimmed, info, torch.device("cpu"))
+    assert torch.allclose(with_pad.loss, without.loss, atol=1e-6)
+    assert with_pad.by_source == without.by_source
 
 
 class Recording(Decoder):

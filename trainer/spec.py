@@ -336,6 +336,9 @@ class TrainSpec(_Strict):
     eval_every: int | None = Field(default=None, gt=0)  # steps; None: no evaluation
     eval_batches: int = Field(default=2, gt=0)  # held out from the end of every phase
     log_every: int = Field(default=10, gt=0)  # steps between progress lines
+    # a resume whose mixture was rebuilt from other inputs (another fingerprint) is refused
+    # unless this is set: continuing a run on different data should be a decision
+    allow_mixture_change: bool = False
 
     @field_validator("phases")
     @classmethod

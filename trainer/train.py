@@ -1,7 +1,7 @@
 """The phase loop: ``run_training(spec)`` trains one model through the spec's phases in order.
 
 Each phase sets its RoPE scaling, reads its built mixture phase through the mixer's public
-iterator (``mixer.stream.PhaseStream``, whose packed ``seq_len`` the phase must match), and steps
+iterator (``mixer.dataset.PhaseDataset``, whose packed ``seq_len`` the phase must match), and steps
 AdamW with the LR the schedule gives for the tokens seen so far across all phases. The model and
 the optimizer state carry across phases, as in a real mid-training run.
 
@@ -9,8 +9,8 @@ Outputs under ``spec.output``: ``metrics.jsonl`` (one line per step), ``eval.jso
 ``eval_every`` is set: loss on batches held out from the end of every phase),
 ``checkpoints/step-XXXXXXX.pt`` plus a ``latest`` pointer, and ``summary.json``.
 
-Checkpoints hold the model, optimizer, step, tokens seen, phase index, stream position and RNG
-state. Each is written to a temporary name and renamed, and ``latest`` is rewritten the same way
+Checkpoints hold the model, optimizer, step, tokens seen, phase index, the stream's state (with
+the mixture's fingerprint, checked on resume) and RNG state. Each is written to a temporary name and renamed, and ``latest`` is rewritten the same way
 only after its checkpoint is whole, so a run killed at any moment resumes from a complete one.
 Data order is fixed by the mixture and nothing else draws random numbers, so on CPU a resumed
 run gives bit-identical losses to one that was never interrupted.
@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from corpus.files import write_text_atomic
-from mixer.stream import PackedBatch, PhaseInfo, PhaseStream, read_phase_info
+from mixer.dataset import PackedBatch, PhaseDataset, StreamState
+from mixer.stream import PAD_SOURCE, PhaseInfo, read_phase_info
 from trainer.model import Decoder, document_starts
 from trainer.rope import rope_frequencies
 from trainer.schedule import lr_at
@@ -66,6 +67,10 @@ class PlannedPhase:
     @property
     def tokens(self) -> int:
         return self.steps * self.tokens_per_step
+
+    def stream_state(self, batches: int) -> StreamState:
+        """The stream's state after ``batches`` of this phase (one rank: sequences = batches x size)."""
+        return StreamState(self.info.name, batches * self.tokens_per_step, self.info.seed, self.info.fingerprint)
 
 
 @dataclass
@@ -163,11 +168,11 @@ def group_means(
 
 def batch_loss(model: Decoder, batch: PackedBatch, info: PhaseInfo, device: torch.device) -> BatchLoss:
     """Next-token loss on one packed batch. The first token of a document is not a target:
-    predicting it from the previous document would teach the model a spurious boundary."""
-    tokens = torch.from_numpy(batch.tokens).to(device)
-    segments = torch.from_numpy(batch.segments).to(device)
-    sources = torch.from_numpy(batch.sources).to(device)
-    targets = tokens[:, 1:].masked_fill(document_starts(segments)[:, 1:], IGNORE)
+    predicting it from the previous document would teach the model a spurious boundary. Nor is
+    padding."""
+    tokens, segments, sources = (tensor.to(device) for tensor in (batch.tokens, batch.segments, batch.sources))
+    not_targets = document_starts(segments)[:, 1:] | (sources[:, 1:] == PAD_SOURCE)
+    targets = tokens[:, 1:].masked_fill(not_targets, IGNORE)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         logits = model(tokens[:, :-1], segments[:, :-1])
     per_token = F.cross_entropy(
@@ -202,8 +207,10 @@ def phase_name(spec: TrainSpec, position: Position) -> str | None:
 
 
 def save_checkpoint(
-    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, position: Position
+    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, position: Position,
+    stream: StreamState | None,
 ) -> Path:
+    """``stream``: the state of the phase being read, None once every phase is done."""
     directory = checkpoint_dir(spec)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step-{position.step:07d}.pt"
@@ -211,7 +218,8 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "position": asdict(position),
-        "stream": {"phase": phase_name(spec, position), "position": position.batches_in_phase},
+        "phase": phase_name(spec, position),
+        "stream": stream.to_dict() if stream is not None else None,
         "rng": {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -240,8 +248,10 @@ def check_resumable(spec: TrainSpec, saved: dict, position: Position, path: Path
         raise ValueError(f"{path}: its phases up to the resume point differ from the spec's; cannot resume")
 
 
-def load_checkpoint(spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer) -> Position:
-    """Restore the checkpoint ``latest`` names; returns where to continue."""
+def load_checkpoint(
+    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer
+) -> tuple[Position, StreamState | None]:
+    """Restore the checkpoint ``latest`` names; returns where to continue and the stream state."""
     pointer = checkpoint_dir(spec) / "latest"
     if not pointer.exists():
         raise FileNotFoundError(f"{pointer}: no checkpoint to resume from")
@@ -254,7 +264,8 @@ def load_checkpoint(spec: TrainSpec, model: Decoder, optimizer: torch.optim.Opti
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return position
+    stream = state["stream"]
+    return position, StreamState.from_dict(stream) if stream is not None else None
 
 
 def summarise(spec: TrainSpec, planned: list[PlannedPhase], extra: dict) -> dict:
@@ -292,7 +303,8 @@ def load_held_out(spec: TrainSpec, planned: list[PlannedPhase]) -> dict[str, lis
     for phase in planned:
         if phase.held_out:
             first = phase.info.n_sequences // phase.spec.batch_size - phase.held_out
-            stream = PhaseStream(spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size, start=first)
+            stream = PhaseDataset.from_built(spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size,
+                                             state=phase.stream_state(first))
             held_out[phase.spec.name] = list(stream)
     return held_out
 
@@ -310,7 +322,23 @@ class Run:
     evals: IO[str] | None  # None when eval_every is not set
     say: Progress
     held_out: dict[str, list[PackedBatch]] = field(default_factory=dict)
+    resumed_stream: StreamState | None = None  # from the checkpoint a resumed run started at
     started: float = field(default_factory=time.perf_counter)
+
+    def stream(self, phase: PlannedPhase, position: Position) -> PhaseDataset:
+        """The phase's data from ``position`` on. On resume, from the checkpoint's state, so a
+        mixture rebuilt from other inputs is caught (PhaseDataset checks the fingerprint)."""
+        state = phase.stream_state(position.batches_in_phase)
+        if self.resumed_stream is not None and self.resumed_stream.phase == state.phase:
+            if self.resumed_stream.tokens_consumed != state.tokens_consumed:
+                raise ValueError(f"checkpoint stream state {self.resumed_stream} disagrees with its "
+                                 f"position ({position.batches_in_phase} batches)")
+            state = self.resumed_stream
+        self.resumed_stream = None
+        return PhaseDataset.from_built(
+            self.spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size, state=state,
+            allow_mixture_change=self.spec.allow_mixture_change,
+        )
 
     @property
     def total_tokens(self) -> int:
@@ -325,16 +353,18 @@ class Run:
         self.say(f"train[{phase.spec.name}] phase {index + 1}/{len(self.planned)}: "
                  f"seq_len {phase.spec.seq_len}, rope {phase.spec.rope.kind}, "
                  f"steps {position.batches_in_phase + 1}..{phase.steps}")
-        batches = iter(PhaseStream(
-            self.spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size,
-            start=position.batches_in_phase,
-        ))
+        batches = iter(self.stream(phase, position))
         while position.batches_in_phase < phase.steps:
             position = self.step(phase, next(batches), position)
         position = Position(position.step, position.tokens_seen, index + 1, 0)
         self.flush()
-        save_checkpoint(self.spec, self.model, self.optimizer, position)
+        self.checkpoint(position)
         return position
+
+    def checkpoint(self, position: Position) -> None:
+        after_last = position.phase_index >= len(self.planned)
+        stream = None if after_last else self.planned[position.phase_index].stream_state(position.batches_in_phase)
+        save_checkpoint(self.spec, self.model, self.optimizer, position, stream)
 
     def step(self, phase: PlannedPhase, batch: PackedBatch, before: Position) -> Position:
         rewarm_from = phase.first_token if phase.spec.rewarm else None
@@ -369,7 +399,7 @@ class Run:
             self.write(self.evals, self.evaluate(phase, position))
         if position.step % self.spec.checkpoint_every == 0 and not last:  # a phase's end saves anyway
             self.flush()
-            save_checkpoint(self.spec, self.model, self.optimizer, position)
+            self.checkpoint(position)
         return position
 
     @torch.no_grad()
@@ -422,7 +452,7 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
     torch.manual_seed(spec.seed)
     model = Decoder(spec.model, vocabulary_size(spec)).to(device)
     optimizer = build_optimizer(model, spec.optimizer)
-    position = load_checkpoint(spec, model, optimizer) if resume else Position()
+    position, resumed_stream = load_checkpoint(spec, model, optimizer) if resume else (Position(), None)
     total = sum(phase.tokens for phase in planned)
     say(f"train: {model.parameter_count():,} parameters on {device}, {total:,} tokens in "
         f"{len(planned)} phases" + (f", resuming after step {position.step}" if resume else ""))
@@ -430,7 +460,7 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
     evals = open_jsonl(output / "eval.jsonl", position.step) if spec.eval_every else nullcontext()
     with open_jsonl(output / "metrics.jsonl", position.step) as metrics, evals as eval_file:
         run = Run(spec, planned, model, optimizer, device, metrics, eval_file, say,
-                  held_out=load_held_out(spec, planned), started=started)
+                  held_out=load_held_out(spec, planned), resumed_stream=resumed_stream, started=started)
         while position.phase_index < len(planned):
             position = run.run_phase(position)
 
