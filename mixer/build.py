@@ -46,8 +46,9 @@ from corpus.files import write_text_atomic
 from corpus.manifest import sha256_file
 from mixer.corpora import manifest_sha256
 from mixer.documents import DocumentCache, SourceDocuments
-from mixer.fim import ContextFimCounts, draw_split, fim_contexts, fim_token_ids
+from mixer.fim import ContextFimCounts, draw_split, fim_contexts, fim_layout
 from mixer.pack import interleave, pack, pack_best_fit
+from mixer.pieces import PieceEncoder
 from mixer.plan import (
     MixturePlan,
     PhasePlan,
@@ -123,6 +124,11 @@ class Encoder:
 
     tokenizer: Tokenizer
     special: SpecialTokens
+    pieces: PieceEncoder
+
+    @classmethod
+    def of(cls, tokenizer: Tokenizer) -> "Encoder":
+        return cls(tokenizer, SpecialTokens.from_tokenizer(tokenizer), PieceEncoder(tokenizer))
 
 
 @dataclass
@@ -169,10 +175,10 @@ def take_source(
         index = next(order)
         body = documents.token_ids(index)
         if source.fim is not None and source.fim.level == "document":
-            text = documents.texts[index]
-            split = draw_split(fim_rng, len(text), source.fim)
+            split = draw_split(fim_rng, len(documents.texts[index]), source.fim)
             if split is not None:
-                body = fim_token_ids(text, split, encoder.tokenizer, encoder.special)
+                pieces = encoder.pieces.pieces(documents.tokenised(index), [split.start, split.end])
+                body = fim_layout(*pieces, split.spm, encoder.special)
                 take.fim_documents += 1
                 take.fim_spm_documents += int(split.spm)
         room = target - take.tokens
@@ -320,7 +326,7 @@ class PlannedMixture:
     def of(cls, spec: MixtureSpec, progress: Progress | None = None) -> "PlannedMixture":
         """Plan ``spec``; raises PlanError (before anything is written) when it cannot be met."""
         tokenizer = load_tokenizer(spec.tokenizer)
-        encoder = Encoder(tokenizer=tokenizer, special=SpecialTokens.from_tokenizer(tokenizer))
+        encoder = Encoder.of(tokenizer)
         cache = DocumentCache(list(spec.corpus), tokenizer, progress=progress)
         return cls(spec, encoder, cache, plan_mixture(spec, cache), mixture_record(spec))
 

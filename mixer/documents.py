@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 from tokenizers import Tokenizer
 
+from mixer.pieces import TokenisedText, word_start_flags
 from mixer.select import select_documents
 from mixer.spec import Selector
 
@@ -35,12 +36,18 @@ class SourceDocuments:
     domains: list[str]
     flat_ids: np.ndarray  # uint32, every document's token ids back to back
     offsets: np.ndarray  # int64 [n + 1]; document i is flat_ids[offsets[i]:offsets[i + 1]]
+    word_starts: np.ndarray  # bool, per token of flat_ids: it opens a pre-tokenizer word
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def token_ids(self, index: int) -> np.ndarray:
         return self.flat_ids[self.offsets[index] : self.offsets[index + 1]]
+
+    def tokenised(self, index: int) -> TokenisedText:
+        """Document ``index`` with what :class:`mixer.pieces.PieceEncoder` needs."""
+        span = slice(self.offsets[index], self.offsets[index + 1])
+        return TokenisedText(self.texts[index], self.flat_ids[span], self.word_starts[span])
 
     @property
     def lengths(self) -> np.ndarray:
@@ -57,21 +64,26 @@ class SourceDocuments:
         return "+".join(sorted(set(self.domains))) or "none"
 
 
-def encode_texts(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Flat uint32 ids and int64 offsets of ``texts``, encoded in batches (no special tokens)."""
+def encode_texts(
+    tokenizer: Tokenizer, texts: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat uint32 ids, int64 offsets and per-token word-start flags of ``texts``, encoded in
+    batches (no special tokens)."""
     chunks: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for start in range(0, len(texts), ENCODE_BATCH_DOCS):
-        batch = tokenizer.encode_batch_fast(
-            list(texts[start : start + ENCODE_BATCH_DOCS]), add_special_tokens=False
-        )
+        # encode_batch, not _fast: word_ids need the offsets that _fast skips
+        batch = tokenizer.encode_batch(list(texts[start : start + ENCODE_BATCH_DOCS]), add_special_tokens=False)
         for offset, encoding in enumerate(batch):
             chunks.append(np.asarray(encoding.ids, dtype=np.uint32))
+            starts.append(word_start_flags(encoding.word_ids))
             lengths[start + offset] = len(encoding.ids)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint32)
-    return flat, offsets
+    word_starts = np.concatenate(starts) if starts else np.zeros(0, dtype=bool)
+    return flat, offsets, word_starts
 
 
 def load_documents(
@@ -82,13 +94,14 @@ def load_documents(
 ) -> SourceDocuments:
     table = select_documents(corpus_dirs, selector, connection)
     texts = table.column("text").to_pylist()
-    flat, offsets = encode_texts(tokenizer, texts)
+    flat, offsets, word_starts = encode_texts(tokenizer, texts)
     return SourceDocuments(
         ids=table.column("id").to_pylist(),
         texts=texts,
         domains=table.column("domain").to_pylist(),
         flat_ids=flat,
         offsets=offsets,
+        word_starts=word_starts,
     )
 
 

@@ -80,7 +80,9 @@ def draw_split(rng: np.random.Generator, n_chars: int, fim: FimSpec) -> FimSplit
 def fim_token_ids(
     text: str, split: FimSplit, tokenizer: Tokenizer, special: SpecialTokens
 ) -> np.ndarray:
-    """The FIM layout of ``text`` as uint32 token ids, without the end-of-document token."""
+    """The FIM layout of ``text`` as uint32 token ids, without the end-of-document token; each
+    piece encoded from scratch (a document whose ids are known has its pieces encoded by
+    :class:`mixer.pieces.PieceEncoder` instead, for the same ids at a fraction of the cost)."""
     prefix, middle, suffix = (
         np.asarray(encoding.ids, dtype=np.uint32)
         for encoding in tokenizer.encode_batch_fast(
@@ -88,11 +90,18 @@ def fim_token_ids(
             add_special_tokens=False,
         )
     )
+    return fim_layout(prefix, middle, suffix, split.spm, special)
+
+
+def fim_layout(
+    prefix: np.ndarray, middle: np.ndarray, suffix: np.ndarray, spm: bool, special: SpecialTokens
+) -> np.ndarray:
+    """The three pieces' ids with the sentinels, in PSM or SPM order."""
 
     def sentinel(token_id: int) -> np.ndarray:
         return np.asarray([token_id], dtype=np.uint32)
 
-    if split.spm:
+    if spm:
         parts = [
             sentinel(special.fim_prefix), sentinel(special.fim_suffix), suffix,
             sentinel(special.fim_middle), prefix, middle,
@@ -102,7 +111,7 @@ def fim_token_ids(
             sentinel(special.fim_prefix), prefix, sentinel(special.fim_suffix), suffix,
             sentinel(special.fim_middle), middle,
         ]
-    return np.concatenate(parts)
+    return np.concatenate(parts).astype(np.uint32, copy=False)
 
 
 @dataclass(frozen=True)
