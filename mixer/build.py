@@ -171,6 +171,9 @@ def take_source(
     order = shuffled_passes(derive_rng(seed, phase_name, source.name, "shuffle"), len(documents))
     fim_rng = derive_rng(seed, phase_name, source.name, "fim")
     take = SourceTake()
+    eod = np.asarray([encoder.special.eod], dtype=np.uint32)
+    parts: list[np.ndarray] = []  # bodies and end tokens, joined once at the end
+    lengths: list[int] = []
     while take.tokens < target:
         index = next(order)
         body = documents.token_ids(index)
@@ -181,10 +184,14 @@ def take_source(
                 body = fim_layout(*pieces, split.spm, encoder.special)
                 take.fim_documents += 1
                 take.fim_spm_documents += int(split.spm)
-        room = target - take.tokens
-        tokens = np.append(body[: room - 1], np.uint32(encoder.special.eod))
-        take.documents.append(tokens)
-        take.tokens += len(tokens)
+        body = body[: target - take.tokens - 1]  # the last document is cut to fit its target
+        parts += (body, eod)
+        lengths.append(len(body) + 1)
+        take.tokens += len(body) + 1
+    if parts:
+        flat = np.concatenate(parts)
+        ends = np.cumsum(lengths).tolist()
+        take.documents = [flat[end - length:end] for end, length in zip(ends, lengths)]
     return take
 
 

@@ -1,6 +1,7 @@
 """The build's composition figure, ``OUT/composition.png``: per phase, each source's target
 against the tokens actually written, and the epochs it took over its documents; the title
-gives the packing (sequences, tokens written of the budget, the dropped tail).
+gives the packing: method, sequences, real tokens of the budget, padding, tokens dropped and
+documents truncated.
 
 matplotlib's object API (``Figure``), not pyplot, so drawing needs no display and no global
 state, as in pipelines/report.py.
@@ -32,8 +33,11 @@ def draw_composition(report: BuildReport, path: Path) -> Path:
         tokens.set_yticks(y, names)
         tokens.invert_yaxis()
         tokens.xaxis.set_major_formatter(EngFormatter())
-        tokens.set_title(f"{phase.name}: {phase.n_sequences:,} × {phase.seq_len} = {phase.tokens_written:,} of "
-                         f"{phase.tokens_budget:,} tokens ({phase.tokens_dropped:,} dropped)", fontsize=9, loc="left")
+        efficiency = phase.tokens_real / phase.tokens_written if phase.tokens_written else 0.0
+        tokens.set_title(f"{phase.name}, {phase.packing}: {phase.n_sequences:,} × {phase.seq_len}, "
+                         f"{phase.tokens_real:,} real tokens of a {phase.tokens_budget:,} budget; "
+                         f"{phase.padding:,} padding ({efficiency:.1%} efficient), {phase.tokens_dropped:,} dropped, "
+                         f"{phase.documents_truncated:,} documents truncated", fontsize=9, loc="left")
         tokens.legend(fontsize=8, loc="lower right")
         epochs.barh(y, [s.epochs for s in phase.sources], color="#756bb1")
         epochs.set_yticks(y, [])

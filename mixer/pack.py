@@ -66,18 +66,23 @@ def interleave(lengths: Sequence[Sequence[int]], targets: Sequence[int]) -> list
     budget = sum(targets)
     taken = [0] * len(lengths)
     next_position = [0] * len(lengths)
+    available = [len(source_lengths) for source_lengths in lengths]
+    # visiting sources in tie-break order and keeping the first strict maximum breaks ties
+    by_tie = sorted(range(len(lengths)), key=lambda i: (-targets[i], i))
     total = 0
     order: list[tuple[int, int]] = []
-    remaining = sum(len(source_lengths) for source_lengths in lengths)
-    for _ in range(remaining):
-        # deficit scaled by the budget, so it stays an exact integer
-        choice = max(
-            (i for i in range(len(lengths)) if next_position[i] < len(lengths[i])),
-            key=lambda i: (targets[i] * (total + 1) - taken[i] * budget, targets[i], -i),
-        )
-        length = int(lengths[choice][next_position[choice]])
-        order.append((choice, next_position[choice]))
-        next_position[choice] += 1
+    for _ in range(sum(available)):
+        choice, best = -1, 0
+        for i in by_tie:
+            if next_position[i] < available[i]:
+                # deficit scaled by the budget, so it stays an exact integer
+                deficit = targets[i] * (total + 1) - taken[i] * budget
+                if choice < 0 or deficit > best:
+                    choice, best = i, deficit
+        position = next_position[choice]
+        length = int(lengths[choice][position])
+        order.append((choice, position))
+        next_position[choice] = position + 1
         taken[choice] += length
         total += length
     return order
@@ -87,31 +92,40 @@ def pack(
     documents: Sequence[np.ndarray], document_sources: Sequence[int], seq_len: int, n_sources: int
 ) -> PackedPhase:
     """Concatenate ``documents`` (token id arrays, each non-empty) and cut them into sequences."""
-    if any(len(document) == 0 for document in documents):
-        raise ValueError("pack: empty document; every document has at least its end token")
     check_sources(n_sources)
-    lengths = np.asarray([len(document) for document in documents], dtype=np.int64)
-    flat = np.concatenate(documents).astype(np.uint32) if documents else np.zeros(0, np.uint32)
-    document_index = np.repeat(np.arange(len(documents), dtype=np.int64), lengths)
-    source_index = np.repeat(np.asarray(document_sources, dtype=np.int64), lengths)
-    n_sequences = len(flat) // seq_len
-    kept = n_sequences * seq_len
-    shape = (n_sequences, seq_len)
-    segments = document_index[:kept].reshape(shape)
-    segments = segments - segments[:, :1]  # the document that opens a sequence is segment 0
+    lengths = np.fromiter((len(document) for document in documents), dtype=np.int64, count=len(documents))
+    if (lengths == 0).any():
+        raise ValueError("pack: empty document; every document has at least its end token")
     ends = np.cumsum(lengths)
     starts = ends - lengths
+    total = int(ends[-1]) if len(ends) else 0
+    n_sequences = total // seq_len
+    kept = n_sequences * seq_len
+    shape = (n_sequences, seq_len)
+    flat = np.empty(total, dtype=np.uint32)
+    if documents:
+        np.concatenate(documents, out=flat, casting="unsafe")  # token ids: any integer dtype
+    # segments count the documents begun so far within each row, so the one that opens it
+    # (begun in it or carried over from the last) is 0
+    begins = np.zeros(kept, dtype=np.uint32)
+    begins[starts[(starts < kept) & (starts % seq_len != 0)]] = 1
+    doc_sources = np.asarray(document_sources, dtype=np.int64)
+    in_sequences = np.clip(np.minimum(ends, kept) - starts, 0, None)
     # split across sequences, or partly in the dropped tail (a document wholly in it is dropped)
     truncated = (starts // seq_len != (ends - 1) // seq_len) & (starts < kept)
+
+    def per_source(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(doc_sources, weights=weights, minlength=n_sources).astype(np.int64)
+
+    segments = np.cumsum(begins, dtype=np.uint32).reshape(shape)  # flat cumsum: faster than per row
+    segments -= segments[:, :1]  # nothing begins at a row's first token, so this restarts each row at 0
     return PackedPhase(
         tokens=flat[:kept].reshape(shape),
-        segments=segments.astype(np.uint32),
-        sources=source_index[:kept].reshape(shape).astype(np.uint8),
-        written_by_source=np.bincount(source_index[:kept], minlength=n_sources),
-        dropped_by_source=np.bincount(source_index[kept:], minlength=n_sources),
-        truncated_by_source=np.bincount(
-            np.asarray(document_sources, dtype=np.int64)[truncated], minlength=n_sources
-        ),
+        segments=segments,
+        sources=np.repeat(doc_sources.astype(np.uint8), lengths)[:kept].reshape(shape),
+        written_by_source=per_source(in_sequences),
+        dropped_by_source=per_source(lengths - in_sequences),
+        truncated_by_source=np.bincount(doc_sources[truncated], minlength=n_sources),
         padding=0,
     )
 

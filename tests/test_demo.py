@@ -51,6 +51,18 @@ def test_every_phase_is_built_and_trained(demo):
     assert phases["long-context"]["rope"] == "abf"
 
 
+def test_best_fit_truncates_fewer_documents_than_concat_on_the_sample(demo):
+    """The packing target: one epoch of the curated sample at 2048 tokens."""
+    from bench.mixing import packing
+
+    result = packing(demo["out"] / "curated", demo["out"] / "tokenizer.json", 2048)
+    concat, best = result["concat"], result["best_fit"]
+    assert best["documents_truncated"] < concat["documents_truncated"]
+    assert best["padding_share"] <= 0.01 and best["tokens_dropped"] == 0
+    assert set(best["epochs"].values()) == {1.0}
+    assert best["max_share_error"] <= 0.005 and concat["max_share_error"] <= 0.005
+
+
 def test_loss_falls_from_the_start(demo):
     phases = demo["summary"]["training"]["phases"]
     assert phases[-1]["last_loss"] < phases[0]["first_loss"]
