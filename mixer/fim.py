@@ -13,9 +13,12 @@ rearranged so that a left-to-right model learns to produce the middle from both 
 Split points are characters (code points), so each piece is valid text and the byte-level
 tokenizer decodes every piece back exactly. A source's ``fim.level`` picks where it happens:
 
-**Document level** (``draw_split`` + ``fim_token_ids``, called by :mod:`mixer.build`): whole
+**Document level** (``draw_split``, then ``fim_layout`` of the three pieces' ids): whole
 documents are transformed before packing and the caller appends the end-of-document token,
-as for any document. Packing may then cut a FIM document across two sequences.
+as for any document. :mod:`mixer.build` gets the pieces' ids from
+:class:`mixer.pieces.PieceEncoder`, which reuses the document's own ids; ``fim_token_ids``
+encodes them from scratch (same ids). Packing may then cut a FIM document across two sequences.
+The sentinels count toward the source's target, so its share stays exact.
 
 **Context level** (:func:`fim_contexts`): applied after packing, to each document *fragment*
 inside a packed sequence, then the sequence is trimmed back to its length, so every FIM
@@ -34,7 +37,8 @@ example a sequence holds is complete. The rules, per sequence (row) ``i``:
   an empty body (a fragment that is only the end token) has nothing to fill and is kept;
 - the new row is the fragments end to end (old padding removed): too long, it is cut at the
   end and the cut tokens are counted ``dropped`` by source (the tokens FIM added push real
-  tokens out, as in the paper); too short, it is padded at the end with ``<|pad|>``, source
+  tokens out, as in the paper, so a FIM source's realised share grows by that overhead, about
+  five tokens per transformed fragment); too short, it is padded at the end with ``<|pad|>``, source
   ``PAD_SOURCE``, as one more segment. Segments are renumbered 0, 1, ... per fragment;
 - a row with no fragment transformed is left byte-identical.
 
