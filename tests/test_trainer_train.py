@@ -331,3 +331,67 @@ def test_keep_checkpoints_prunes_the_oldest(mixture, tmp_path):
     run_training(train_spec(mixture, tmp_path / "keep", keep_checkpoints=2, checkpoint_every=3))
     names = sorted(path.name for path in (tmp_path / "keep" / "checkpoints").glob("step-*.pt"))
     assert names == ["step-0000015.pt", "step-0000018.pt"]
+
+
+class Poisoned(Decoder):
+    """A decoder whose logits turn to NaN on its third forward pass."""
+
+    calls = 0
+
+    def forward(self, tokens, segments):
+        Poisoned.calls += 1
+        logits = super().forward(tokens, segments)
+        return logits * float("nan") if Poisoned.calls == 3 else logits
+
+
+def test_a_nan_stops_the_run_naming_step_sources_and_stream_position(mixture, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "Decoder", Poisoned)
+    Poisoned.calls = 0
+    with pytest.raises(train_module.NonFiniteError) as raised:
+        run_training(train_spec(mixture, tmp_path / "nan", checkpoint_every=2))
+    message = str(raised.value)
+    assert message.startswith("phase 'short' step 3: loss nan")
+    assert "the batch holds sources code-b, math-c, web-a" in message
+    assert "non-finite loss in code-b, math-c, web-a" in message
+    assert f"it starts {2 * 4 * 32:,} tokens into mixture phase 'short'; nothing was updated" in message
+    assert len(records(tmp_path / "nan")) == 2  # the failed step is not recorded
+    assert (tmp_path / "nan" / "checkpoints" / "latest").read_text() == "step-0000002.pt\n"
+
+
+def test_throughput_mfu_and_tensorboard(mixture, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    output = tmp_path / "board"
+    run_training(train_spec(mixture, output, peak_tflops=0.001))
+    lines = records(output)
+    assert all(line["tokens_per_s"] > 0 and 0 < line["mfu"] for line in lines)
+    # MFU is the step's FLOPs over the peak: tokens/s x FLOPs per token / 1e9
+    first = lines[0]
+    flops = train_module.flops_per_token(train_spec(mixture, output).model, VOCAB, 32)
+    assert first["mfu"] == pytest.approx(first["tokens_per_s"] * flops / 1e9, rel=1e-3)
+    events = EventAccumulator(str(output / "tensorboard"))
+    events.Reload()
+    loss = events.Scalars("train/loss")
+    assert [event.step for event in loss] == list(range(1, 19))
+    assert [round(event.value, 4) for event in loss] == [round(line["loss"], 4) for line in lines]
+    assert "train/loss_by_domain/web" in events.Tags()["scalars"]
+
+
+def test_without_a_peak_there_is_no_mfu(reference):
+    assert all("mfu" not in line and line["tokens_per_s"] > 0 for line in records(reference["output"]))
+
+
+def test_init_from_takes_the_weights_only(reference, mixture, tmp_path):
+    spec = train_spec(mixture, tmp_path / "continued", init_from=str(reference["output"]))
+    lines: list[str] = []
+    run_training(spec, progress=lines.append)
+    continued = records(tmp_path / "continued")
+    assert continued[0]["loss"] < records(reference["output"])[0]["loss"] - 1.0  # trained weights
+    assert [line["lr"] for line in continued] == [line["lr"] for line in records(reference["output"])]  # fresh schedule
+    assert any("weights from" in line for line in lines)
+    wider = train_spec(mixture, tmp_path / "wider", init_from=str(reference["output"]))
+    wider = wider.model_copy(update={"model": wider.model.model_copy(update={"ffn_hidden": 96})})
+    with pytest.raises(ValueError, match="its weights do not fit this model spec"):
+        run_training(wider)
+    with pytest.raises(FileNotFoundError, match="init_from checkpoint not found"):
+        run_training(train_spec(mixture, tmp_path / "none", init_from=str(tmp_path / "missing.pt")))

@@ -339,6 +339,11 @@ class TrainSpec(_Strict):
     # a resume whose mixture was rebuilt from other inputs (another fingerprint) is refused
     # unless this is set: continuing a run on different data should be a decision
     allow_mixture_change: bool = False
+    # a checkpoint file or run directory to take the model's weights from (not its optimizer
+    # or schedule position): continued pre-training from a base model; ignored on resume
+    init_from: str | None = None
+    tensorboard: bool = True  # scalars under OUTPUT/tensorboard as well as metrics.jsonl
+    peak_tflops: float | None = Field(default=None, gt=0.0)  # for MFU; None: known GPUs' bf16 peak
 
     @field_validator("phases")
     @classmethod

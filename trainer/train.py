@@ -23,7 +23,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import IO, Callable
 
@@ -33,13 +33,19 @@ import torch.nn.functional as F
 from corpus.files import write_text_atomic
 from mixer.dataset import PackedBatch, PhaseDataset, StreamState
 from mixer.stream import PAD_SOURCE, PhaseInfo, read_phase_info
+from trainer.board import Board
 from trainer.model import Decoder, document_starts
 from trainer.rope import rope_frequencies
+from trainer.throughput import flops_per_token, peak_flops
 from trainer.schedule import lr_at
 from trainer.spec import OptimizerSpec, PhaseSpec, TrainSpec
 
 Progress = Callable[[str], None]
 IGNORE = -100  # target id that cross_entropy skips
+
+
+class NonFiniteError(FloatingPointError):
+    """A step whose loss or gradient norm is NaN or infinite; the run stops before updating."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class PlannedPhase:
     steps: int
     first_token: int  # tokens seen across the run when this phase starts
     held_out: int  # batches at the end of the built phase kept out of training, for evaluation
+    flops_per_token: float = 0.0  # training FLOPs (trainer.throughput), once the vocabulary is known
 
     @property
     def tokens_per_step(self) -> int:
@@ -197,8 +204,12 @@ def open_jsonl(path: Path, keep_through_step: int) -> IO[str]:
     return path.open("a")
 
 
+def checkpoint_dir_of(output: Path) -> Path:
+    return output / "checkpoints"
+
+
 def checkpoint_dir(spec: TrainSpec) -> Path:
-    return Path(spec.output) / "checkpoints"
+    return checkpoint_dir_of(Path(spec.output))
 
 
 def phase_name(spec: TrainSpec, position: Position) -> str | None:
@@ -246,6 +257,27 @@ def check_resumable(spec: TrainSpec, saved: dict, position: Position, path: Path
     now = [{key: getattr(phase, key) for key in keys} for phase in spec.phases[:through]]
     if then != now:
         raise ValueError(f"{path}: its phases up to the resume point differ from the spec's; cannot resume")
+
+
+def load_weights(spec: TrainSpec, model: Decoder) -> None:
+    """Only the model's weights from ``spec.init_from`` (a checkpoint file, or a run's output
+    directory whose ``latest`` one is taken): continued pre-training from a base model, with
+    this spec's optimizer and schedule from the start."""
+    path = Path(spec.init_from)
+    if path.is_dir():
+        pointer = checkpoint_dir_of(path) / "latest"
+        if not pointer.exists():
+            raise FileNotFoundError(f"{path}: init_from is a directory without checkpoints/latest")
+        path = checkpoint_dir_of(path) / pointer.read_text().strip()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: init_from checkpoint not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = state["model"] if "model" in state else state
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise ValueError(f"{path}: its weights do not fit this model spec: {first[1].strip() if len(first) > 1 else first[0]}") from error
 
 
 def load_checkpoint(
@@ -323,7 +355,10 @@ class Run:
     say: Progress
     held_out: dict[str, list[PackedBatch]] = field(default_factory=dict)
     resumed_stream: StreamState | None = None  # from the checkpoint a resumed run started at
+    board: Board = field(default_factory=lambda: Board(None, 0))
+    peak_flops: float | None = None  # the device's, for MFU; None: not reported
     started: float = field(default_factory=time.perf_counter)
+    step_started: float = field(default_factory=time.perf_counter)
 
     def stream(self, phase: PlannedPhase, position: Position) -> PhaseDataset:
         """The phase's data from ``position`` on. On resume, from the checkpoint's state, so a
@@ -354,6 +389,7 @@ class Run:
                  f"seq_len {phase.spec.seq_len}, rope {phase.spec.rope.kind}, "
                  f"steps {position.batches_in_phase + 1}..{phase.steps}")
         batches = iter(self.stream(phase, position))
+        self.step_started = time.perf_counter()
         while position.batches_in_phase < phase.steps:
             position = self.step(phase, next(batches), position)
         position = Position(position.step, position.tokens_seen, index + 1, 0)
@@ -377,26 +413,37 @@ class Run:
         result.loss.backward()
         clip = self.spec.optimizer.grad_clip or math.inf  # inf: measure the norm, clip nothing
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        loss = result.loss.item()
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):  # stop before the update
+            raise NonFiniteError(self.non_finite(phase, before, result, loss, grad_norm))
         self.optimizer.step()
 
         position = Position(
             before.step + 1, before.tokens_seen + phase.tokens_per_step,
             before.phase_index, before.batches_in_phase + 1,
         )
-        loss = result.loss.item()
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"phase {phase.spec.name!r} step {position.step}: loss is {loss}")
-        self.write(self.metrics, {
+        now = time.perf_counter()
+        tokens_per_s = phase.tokens_per_step / max(now - self.step_started, 1e-9)
+        self.step_started = now
+        record = {
             "phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
             "lr": lr, "loss": round(loss, 6), "grad_norm": round(grad_norm, 6),
             "loss_by_domain": result.by_domain, "loss_by_source": result.by_source,
-        })
+            "tokens_per_s": round(tokens_per_s, 1),
+        }
+        if self.peak_flops is not None:
+            record["mfu"] = round(phase.flops_per_token * tokens_per_s / self.peak_flops, 5)
+        self.write(self.metrics, record)
+        self.board.step(record)
         done = position.batches_in_phase
         last = done == phase.steps
         if done % self.spec.log_every == 0 or last:
             self.say(f"train[{phase.spec.name}] step {done}/{phase.steps} loss {loss:.3f} lr {lr:.2e}")
         if self.evals is not None and (position.step % self.spec.eval_every == 0 or last):
-            self.write(self.evals, self.evaluate(phase, position))
+            evaluation = self.evaluate(phase, position)
+            self.write(self.evals, evaluation)
+            self.board.evaluation(evaluation)
+            self.step_started = time.perf_counter()  # evaluation time is not a step's
         if position.step % self.spec.checkpoint_every == 0 and not last:  # a phase's end saves anyway
             self.flush()
             self.checkpoint(position)
@@ -418,6 +465,17 @@ class Run:
         self.say(f"eval[{phase.spec.name}] step {position.step}: {line}")
         return {"phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
                 "eval": results}
+
+    def non_finite(self, phase: PlannedPhase, before: Position, result: BatchLoss, loss: float,
+                   grad_norm: float) -> str:
+        """Where a non-finite loss or gradient came from: the step, the batch's sources and the
+        stream position of the batch, so it can be found again."""
+        bad = sorted(name for name, value in result.by_source.items() if not math.isfinite(value))
+        sources = ", ".join(sorted(result.by_source)) or "none"
+        at = phase.stream_state(before.batches_in_phase).tokens_consumed
+        return (f"phase {phase.spec.name!r} step {before.step + 1}: loss {loss}, gradient norm {grad_norm}; "
+                f"the batch holds sources {sources}" + (f" (non-finite loss in {', '.join(bad)})" if bad else "")
+                + f"; it starts {at:,} tokens into mixture phase {phase.info.name!r}; nothing was updated")
 
     def write(self, stream: IO[str], record: dict) -> None:
         record["seconds"] = round(time.perf_counter() - self.started, 3)  # since this process began
@@ -450,19 +508,33 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
     output.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(spec.seed)
-    model = Decoder(spec.model, vocabulary_size(spec)).to(device)
+    vocab = vocabulary_size(spec)
+    model = Decoder(spec.model, vocab).to(device)
+    planned = [replace(phase, flops_per_token=flops_per_token(spec.model, vocab, phase.spec.seq_len))
+               for phase in planned]
     optimizer = build_optimizer(model, spec.optimizer)
-    position, resumed_stream = load_checkpoint(spec, model, optimizer) if resume else (Position(), None)
+    if resume:
+        position, resumed_stream = load_checkpoint(spec, model, optimizer)
+    else:
+        position, resumed_stream = Position(), None
+        if spec.init_from is not None:
+            load_weights(spec, model)
+            say(f"train: weights from {spec.init_from}; optimizer and schedule start afresh")
     total = sum(phase.tokens for phase in planned)
     say(f"train: {model.parameter_count():,} parameters on {device}, {total:,} tokens in "
         f"{len(planned)} phases" + (f", resuming after step {position.step}" if resume else ""))
 
     evals = open_jsonl(output / "eval.jsonl", position.step) if spec.eval_every else nullcontext()
     with open_jsonl(output / "metrics.jsonl", position.step) as metrics, evals as eval_file:
+        board = Board(output / "tensorboard" if spec.tensorboard else None, first_step=position.step + 1)
         run = Run(spec, planned, model, optimizer, device, metrics, eval_file, say,
-                  held_out=load_held_out(spec, planned), resumed_stream=resumed_stream, started=started)
-        while position.phase_index < len(planned):
-            position = run.run_phase(position)
+                  held_out=load_held_out(spec, planned), resumed_stream=resumed_stream, board=board,
+                  peak_flops=peak_flops(device, spec.peak_tflops), started=started)
+        try:
+            while position.phase_index < len(planned):
+                position = run.run_phase(position)
+        finally:
+            board.close()
 
     summary = summarise(spec, planned, {
         "device": str(device), "parameters": model.parameter_count(), "total_tokens": total,
