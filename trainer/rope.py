@@ -221,11 +221,7 @@ def rope_longrope(
 
 def rope_frequencies(head_dim: int, model_base: float, spec: RopeSpec, seq_len: int) -> Frequencies:
     """``(inv_freq, attention_scale)`` for a phase with RoPE spec ``spec`` and ``seq_len``."""
-    base = getattr(spec, "base", None) or model_base
-    # Options the functions take but trainer/spec.py may not declare yet (a spec model refuses
-    # unknown fields, so absent means the default): dynamic_ntk's factor, the by-parts edge
-    # truncation, longrope's short factors.
-    truncate: bool = getattr(spec, "truncate", True)
+    base = getattr(spec, "base", None) or model_base  # abf's new base, or a scaled kind's own
     if isinstance(spec, NoRope):
         inv_freq, scale = rope_none(head_dim, base)
     elif isinstance(spec, AbfRope):
@@ -236,16 +232,16 @@ def rope_frequencies(head_dim: int, model_base: float, spec: RopeSpec, seq_len: 
         inv_freq, scale = rope_ntk(head_dim, base, spec.factor)
     elif isinstance(spec, DynamicNtkRope):
         inv_freq, scale = rope_dynamic_ntk(
-            head_dim, base, seq_len, spec.original_context, getattr(spec, "factor", 1.0)
+            head_dim, base, seq_len, spec.original_context, spec.factor
         )
     elif isinstance(spec, YarnRope):
         inv_freq, scale = rope_yarn(
             head_dim, base, spec.factor, spec.original_context, spec.alpha, spec.beta,
-            spec.attention_factor, truncate,
+            spec.attention_factor, spec.truncate,
         )
     elif isinstance(spec, NtkByPartsRope):
         inv_freq, scale = rope_ntk_by_parts(
-            head_dim, base, spec.factor, spec.original_context, spec.alpha, spec.beta, truncate
+            head_dim, base, spec.factor, spec.original_context, spec.alpha, spec.beta, spec.truncate
         )
     elif isinstance(spec, Llama3Rope):
         inv_freq, scale = rope_llama3(
@@ -255,7 +251,7 @@ def rope_frequencies(head_dim: int, model_base: float, spec: RopeSpec, seq_len: 
     elif isinstance(spec, LongRope):
         inv_freq, scale = rope_longrope(
             head_dim, base, spec.factor, spec.original_context, spec.rescale, spec.attention_factor,
-            seq_len, getattr(spec, "short_rescale", None),
+            seq_len, spec.short_rescale,
         )
     else:
         raise ValueError(f"unknown rope kind {spec!r}")

@@ -239,6 +239,7 @@ class _ByParts(_Factor):
     original_context: int = Field(gt=0)  # the context the model was trained at before
     alpha: float = Field(default=1.0, gt=0.0)  # below alpha turns over the context: interpolate
     beta: float = Field(default=32.0, gt=0.0)  # above beta turns: keep the frequency
+    truncate: bool = True  # floor/ceil the band's edges to whole pairs, as the YaRN authors' code does
 
     @model_validator(mode="after")
     def _ramp(self) -> "_ByParts":
@@ -267,6 +268,8 @@ class NtkRope(_Factor):
 class DynamicNtkRope(_Scaled):
     kind: Literal["dynamic_ntk"]
     original_context: int = Field(gt=0)  # s = max(1, seq_len / original_context)
+    # emozilla's k in base * (k * seq_len / original_context - (k - 1))^(d / (d - 2))
+    factor: float = Field(default=1.0, ge=1.0)
 
 
 class NtkByPartsRope(_ByParts):
@@ -295,6 +298,8 @@ class LongRope(_Factor):
     kind: Literal["longrope"]
     original_context: int = Field(gt=0)
     rescale: list[Annotated[float, Field(gt=0.0)]] = Field(min_length=1)  # one per frequency
+    # used up to original_context, rescale beyond it (Phi-3's short and long factors); None: rescale
+    short_rescale: list[Annotated[float, Field(gt=0.0)]] | None = None
     attention_factor: float | None = Field(default=None, gt=0.0)  # None: sqrt(1 + ln s / ln L)
 
 
@@ -321,6 +326,17 @@ class PhaseSpec(_Strict):
     rewarm: bool = False  # warm the LR up again over warmup_tokens when this phase starts
 
 
+class EvalSpec(_Strict):
+    """What is measured at every phase's end besides held-out loss (needs the mixture's
+    tokenizer; skipped without one): passkey retrieval at several context lengths and FIM
+    infilling exact match on held-out code (trainer.evals)."""
+
+    passkey_lengths: list[Annotated[int, Field(gt=16)]] | None = None  # None: every phase's seq_len
+    passkey_trials: int = Field(default=8, ge=0)  # 0: no passkey evaluation
+    fim_documents: int = Field(default=16, ge=0)  # held-out code documents; 0: no FIM evaluation
+    fim_max_new_tokens: int = Field(default=32, gt=0)
+
+
 class TrainSpec(_Strict):
     name: Name
     mixture: str  # a built mixture directory (mixer.build)
@@ -335,6 +351,7 @@ class TrainSpec(_Strict):
     keep_checkpoints: int | None = Field(default=None, gt=0)  # newest N kept; None: all
     eval_every: int | None = Field(default=None, gt=0)  # steps; None: no evaluation
     eval_batches: int = Field(default=2, gt=0)  # held out from the end of every phase
+    evals: EvalSpec = Field(default_factory=EvalSpec)  # at phase ends, when eval_every is set
     log_every: int = Field(default=10, gt=0)  # steps between progress lines
     # a resume whose mixture was rebuilt from other inputs (another fingerprint) is refused
     # unless this is set: continuing a run on different data should be a decision
@@ -359,7 +376,9 @@ class TrainSpec(_Strict):
         model = info.data.get("model")
         if model is not None:
             for phase in phases:
-                if isinstance(phase.rope, LongRope) and len(phase.rope.rescale) != model.head_dim // 2:
+                factors = [phase.rope.rescale, phase.rope.short_rescale or phase.rope.rescale] \
+                    if isinstance(phase.rope, LongRope) else []
+                if any(len(values) != model.head_dim // 2 for values in factors):
                     raise ValueError(
                         f"phase {phase.name!r}: rope.rescale has {len(phase.rope.rescale)} values, "
                         f"the model has head_dim/2 = {model.head_dim // 2} frequencies"
