@@ -178,6 +178,19 @@ def summary_rows(summary: dict) -> list[dict]:
     ]
 
 
+def _cmd_schedule_plot(args: argparse.Namespace) -> None:
+    from trainer.plots import PLOTS_DIR, plot_schedule, schedule_curve, schedule_lines
+    from trainer.spec import load_train_spec
+    from trainer.train import plan_phases
+
+    spec = load_train_spec(args.spec)
+    planned = plan_phases(spec)  # reads the built mixture: each phase's steps and tokens
+    output = args.output if args.output is not None else Path(spec.output) / PLOTS_DIR / "schedule.png"
+    print(plot_schedule(spec, output, planned))
+    for line in schedule_lines(schedule_curve(spec, planned)):
+        print(line)
+
+
 def _cmd_serve(args: argparse.Namespace) -> None:
     from api import service
 
@@ -256,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("spec", type=Path)
     sub.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     sub.add_argument("--no-ray", action="store_true", help="train in this process, not a Ray task")
+
+    schedule = commands.add_parser("schedule", help="LR schedule commands")
+    schedule_commands = schedule.add_subparsers(dest="schedule_command", required=True)
+    sub = command("plot", _cmd_schedule_plot,
+                  "draw a train spec's LR over the whole run, phases marked (needs its built mixture)",
+                  parent=schedule_commands)
+    sub.add_argument("spec", type=Path)
+    sub.add_argument("--output", type=Path, default=None,
+                     help="PNG to write (default: the spec's OUTPUT/plots/schedule.png)")
 
     sub = command("serve", _cmd_serve, "run the REST API")
     sub.add_argument("--host", default="127.0.0.1")

@@ -53,3 +53,43 @@ def test_help(command):
     with pytest.raises(SystemExit) as exit_info:
         main(command)
     assert exit_info.value.code == 0
+
+
+def test_schedule_plot(tmp_path, capsys):
+    import numpy as np
+
+    from mixer.stream import PhaseInfo, write_phase
+
+    rng = np.random.default_rng(0)
+    for name, seq_len, n in (("short", 32, 48), ("long", 64, 24)):
+        info = PhaseInfo(name, seq_len, n, n * seq_len, ["web-a"], ["web"], fingerprint="a" * 64)
+        tokens = rng.integers(0, 64, size=(n, seq_len))
+        write_phase(tmp_path / "mix", info, tokens, np.zeros_like(tokens), np.zeros_like(tokens))
+    spec = {
+        "name": "t", "mixture": str(tmp_path / "mix"), "output": str(tmp_path / "run"),
+        "model": {"vocab_size": 64, "d_model": 32, "n_layers": 1, "n_heads": 4},
+        "schedule": {"kind": "cosine", "warmup_tokens": 256},
+        "phases": [{"name": "short", "mixture_phase": "short", "seq_len": 32, "batch_size": 4},
+                   {"name": "long", "mixture_phase": "long", "seq_len": 64, "batch_size": 4}],
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(json.dumps(spec))
+    assert main(["schedule", "plot", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    default = tmp_path / "run" / "plots" / "schedule.png"
+    assert lines[0] == str(default) and default.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert lines[1].startswith("short: tokens 0..1,536 (1,536 in 12 steps of 128), lr ")
+    assert lines[2].startswith("long: tokens 1,536..3,072 (1,536 in 6 steps of 256), lr ") and len(lines) == 3
+    assert main(["schedule", "plot", str(path), "--output", str(tmp_path / "s.png")]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == str(tmp_path / "s.png") and (tmp_path / "s.png").exists()
+
+    spec["phases"][1]["seq_len"] = 128  # not what the mixture was packed to
+    path.write_text(json.dumps(spec))
+    assert main(["schedule", "plot", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "phase 'long': seq_len 128" in err
+    spec["schedule"] = {"kind": "cosine", "warmup": 256}  # a typo
+    path.write_text(json.dumps(spec))
+    assert main(["schedule", "plot", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "schedule" in err and str(path) in err
