@@ -166,7 +166,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     from api import service
 
     summary = service.train(args.spec, resume=args.resume, on_ray=not args.no_ray)
-    print(service.format_table(summary_rows(summary)))
+    if "phases" in summary:  # under torchrun, only rank 0 has the run's summary to print
+        print(service.format_table(summary_rows(summary)))
 
 
 def summary_rows(summary: dict) -> list[dict]:
@@ -184,7 +185,7 @@ def _cmd_schedule_plot(args: argparse.Namespace) -> None:
     from trainer.train import plan_phases
 
     spec = load_train_spec(args.spec)
-    planned = plan_phases(spec)  # reads the built mixture: each phase's steps and tokens
+    planned = plan_phases(spec, args.world_size)  # reads the built mixture: each phase's steps and tokens
     output = args.output if args.output is not None else Path(spec.output) / PLOTS_DIR / "schedule.png"
     print(plot_schedule(spec, output, planned))
     for line in schedule_lines(schedule_curve(spec, planned)):
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("spec", type=Path)
     sub.add_argument("--output", type=Path, default=None,
                      help="PNG to write (default: the spec's OUTPUT/plots/schedule.png)")
+    sub.add_argument("--world-size", type=int, default=1,
+                     help="data-parallel ranks the run will have (torchrun's nproc), each taking a batch a step")
 
     sub = command("serve", _cmd_serve, "run the REST API")
     sub.add_argument("--host", default="127.0.0.1")

@@ -114,8 +114,9 @@ def demo_mixture(curated: Path, tokenizer: Path, scale: float) -> MixtureSpec:
     spec = load_mixture(service.EXAMPLES / "mixture.yaml")
     phases = []
     for phase in spec.phases:
-        # Keep at least a few sequences per phase so a tiny scale still trains every phase.
-        tokens = max(phase.seq_len * 8, int(phase.tokens * scale))
+        # Keep enough sequences per phase that a tiny scale still trains every phase after the
+        # batch held out for evaluation.
+        tokens = max(phase.seq_len * 16, int(phase.tokens * scale))
         phases.append(phase.model_copy(update={"tokens": tokens}))
     return spec.model_copy(
         update={"corpus": [str(curated)], "tokenizer": str(tokenizer), "phases": phases}

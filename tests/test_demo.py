@@ -63,6 +63,22 @@ def test_best_fit_truncates_fewer_documents_than_concat_on_the_sample(demo):
     assert best["max_share_error"] <= 0.005 and concat["max_share_error"] <= 0.005
 
 
+def test_every_phase_end_is_evaluated(demo):
+    """Held-out perplexity per domain, passkey at both context lengths and FIM exact match."""
+    records = [json.loads(line) for line in (demo["out"] / "train" / "eval.jsonl").read_text().splitlines()]
+    ends = [record for record in records if record["phase_end"]]
+    assert [record["phase"] for record in ends] == ["general", "anneal", "long-context"]
+    for record in ends:
+        assert set(record["passkey"]) == {"256", "1024"}
+        assert all(0.0 <= value <= 1.0 for value in record["passkey"].values())
+        assert record["fim_exact_match"]["n"] > 0
+        general = record["eval"]["general"]
+        assert general["perplexity"] == pytest.approx(math.exp(general["loss"]), rel=1e-3)
+        assert set(general["perplexity_by_domain"]) == set(general["loss_by_domain"])
+    plots = {path.name for path in (demo["out"] / "train" / "plots").glob("*.png")}
+    assert {"loss.png", "eval_perplexity.png", "passkey.png", "fim_exact_match.png"} <= plots, plots
+
+
 def test_loss_falls_from_the_start(demo):
     phases = demo["summary"]["training"]["phases"]
     assert phases[-1]["last_loss"] < phases[0]["first_loss"]

@@ -395,3 +395,30 @@ def test_init_from_takes_the_weights_only(reference, mixture, tmp_path):
         run_training(wider)
     with pytest.raises(FileNotFoundError, match="init_from checkpoint not found"):
         run_training(train_spec(mixture, tmp_path / "none", init_from=str(tmp_path / "missing.pt")))
+
+
+def test_torchrun_ddp_splits_each_step_between_two_ranks(mixture, tmp_path):
+    """Two CPU processes (gloo) under torchrun: each step takes a batch on each rank, rank 0
+    writes the outputs, and the run resumes from its checkpoints as a single one does."""
+    import os
+    import subprocess
+    import sys
+
+    output = tmp_path / "ddp"
+    spec = train_spec(mixture, output, checkpoint_every=4)
+    spec_file = tmp_path / "ddp.json"
+    spec_file.write_text(spec.model_dump_json())
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+               "-m", "api.cli", "train", str(spec_file), "--no-ray"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    lines = records(output)
+    # 48 and 24 sequences of 4 per rank and step: 6 and 3 steps of 2 x 4 x seq_len tokens
+    assert [line["step"] for line in lines] == list(range(1, 10))
+    assert lines[5]["tokens_seen"] == 6 * 2 * 4 * 32 and lines[-1]["tokens_seen"] == 6 * 256 + 3 * 512
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["world_size"] == 2 and [phase["steps"] for phase in summary["phases"]] == [6, 3]
+    assert np.mean([line["loss"] for line in lines[-3:]]) < lines[0]["loss"]
+    state = torch.load(output / "checkpoints" / "step-0000008.pt", weights_only=True)
+    assert state["stream"]["tokens_consumed"] == 2 * 2 * 4 * 64  # both ranks' batches

@@ -5,9 +5,13 @@ iterator (``mixer.dataset.PhaseDataset``, whose packed ``seq_len`` the phase mus
 AdamW with the LR the schedule gives for the tokens seen so far across all phases. The model and
 the optimizer state carry across phases, as in a real mid-training run.
 
-Outputs under ``spec.output``: ``metrics.jsonl`` (one line per step), ``eval.jsonl`` (when
-``eval_every`` is set: loss on batches held out from the end of every phase),
-``checkpoints/step-XXXXXXX.pt`` plus a ``latest`` pointer, and ``summary.json``.
+Outputs under ``spec.output``: ``metrics.jsonl`` (one line per step: loss overall, per domain
+and source, LR, gradient norm, tokens/s, MFU on a known GPU), the same scalars under
+``tensorboard/``, ``eval.jsonl`` (when ``eval_every`` is set: loss and perplexity per domain on
+batches held out from the end of every phase, and at each phase's end passkey retrieval and FIM
+exact match, trainer.evals), ``checkpoints/step-XXXXXXX.pt`` plus a ``latest`` pointer,
+``summary.json`` and ``plots/*.png`` (trainer.plots). Under ``torchrun`` the ranks split every
+step's batches (trainer.distributed) and rank 0 writes.
 
 Checkpoints hold the model, optimizer, step, tokens seen, phase index, the stream's state (with
 the mixture's fingerprint, checked on resume) and RNG state. Each is written to a temporary name and renamed, and ``latest`` is rewritten the same way
@@ -29,16 +33,20 @@ from typing import IO, Callable
 
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 from corpus.files import write_text_atomic
 from mixer.dataset import PackedBatch, PhaseDataset, StreamState
 from mixer.stream import PAD_SOURCE, PhaseInfo, read_phase_info
+from mixer.tokenizer import SpecialTokens, load_tokenizer
 from trainer.board import Board
+from trainer.distributed import World, join_world, leave_world, mean_over_ranks, wrap
+from trainer.evals import fim_exact_match, passkey_accuracy, perplexity
 from trainer.model import Decoder, document_starts
 from trainer.rope import rope_frequencies
-from trainer.throughput import flops_per_token, peak_flops
 from trainer.schedule import lr_at
 from trainer.spec import OptimizerSpec, PhaseSpec, TrainSpec
+from trainer.throughput import flops_per_token, peak_flops
 
 Progress = Callable[[str], None]
 IGNORE = -100  # target id that cross_entropy skips
@@ -66,18 +74,28 @@ class PlannedPhase:
     first_token: int  # tokens seen across the run when this phase starts
     held_out: int  # batches at the end of the built phase kept out of training, for evaluation
     flops_per_token: float = 0.0  # training FLOPs (trainer.throughput), once the vocabulary is known
+    world_size: int = 1  # data-parallel ranks, each taking batch_size sequences a step
 
     @property
     def tokens_per_step(self) -> int:
-        return self.spec.batch_size * self.spec.seq_len
+        """Tokens one optimizer step takes across all ranks."""
+        return self.spec.batch_size * self.spec.seq_len * self.world_size
+
+    @property
+    def held_out_from(self) -> int:
+        """The first sequence of the held-out batches at the end of the built phase."""
+        return (self.info.n_sequences // self.spec.batch_size - self.held_out) * self.spec.batch_size
 
     @property
     def tokens(self) -> int:
         return self.steps * self.tokens_per_step
 
     def stream_state(self, batches: int) -> StreamState:
-        """The stream's state after ``batches`` of this phase (one rank: sequences = batches x size)."""
-        return StreamState(self.info.name, batches * self.tokens_per_step, self.info.seed, self.info.fingerprint)
+        """The stream's state after ``batches`` steps of this phase (by every rank)."""
+        return self.state_at(batches * self.tokens_per_step)
+
+    def state_at(self, tokens: int) -> StreamState:
+        return StreamState(self.info.name, tokens, self.info.seed, self.info.fingerprint)
 
 
 @dataclass
@@ -91,8 +109,9 @@ class BatchLoss:
 # Setup: checks against the built mixture, device, vocabulary, optimizer
 
 
-def plan_phases(spec: TrainSpec) -> list[PlannedPhase]:
-    """Check every phase against its built mixture phase and count its optimizer steps."""
+def plan_phases(spec: TrainSpec, world_size: int = 1) -> list[PlannedPhase]:
+    """Check every phase against its built mixture phase and count its optimizer steps, each
+    taking ``batch_size`` sequences on each of ``world_size`` ranks."""
     held_out = spec.eval_batches if spec.eval_every else 0
     planned: list[PlannedPhase] = []
     first_token = 0
@@ -104,16 +123,17 @@ def plan_phases(spec: TrainSpec) -> list[PlannedPhase]:
             raise ValueError(f"{where}: seq_len {phase.seq_len} but {built} was packed to {info.seq_len}")
         if phase.tokens is not None and phase.tokens > info.tokens:
             raise ValueError(f"{where}: tokens {phase.tokens:,} but {built} holds {info.tokens:,}")
-        steps = info.n_sequences // phase.batch_size - held_out
+        steps = (info.n_sequences // phase.batch_size - held_out) // world_size
         if phase.tokens is not None:
-            steps = min(steps, phase.tokens // (phase.batch_size * phase.seq_len))
+            steps = min(steps, phase.tokens // (phase.batch_size * phase.seq_len * world_size))
         if steps <= 0:
             after = f" after holding out {held_out} for evaluation" if held_out else ""
+            ranks = f" on each of {world_size} ranks" if world_size > 1 else ""
             raise ValueError(
-                f"{where}: {info.n_sequences} sequences give no training batch of {phase.batch_size}{after}"
+                f"{where}: {info.n_sequences} sequences give no training batch of {phase.batch_size}{ranks}{after}"
             )
-        planned.append(PlannedPhase(phase, info, steps, first_token, held_out))
-        first_token += steps * phase.batch_size * phase.seq_len
+        planned.append(PlannedPhase(phase, info, steps, first_token, held_out, world_size=world_size))
+        first_token += planned[-1].tokens
     return planned
 
 
@@ -173,7 +193,7 @@ def group_means(
     return by_source, by_domain
 
 
-def batch_loss(model: Decoder, batch: PackedBatch, info: PhaseInfo, device: torch.device) -> BatchLoss:
+def batch_loss(model: torch.nn.Module, batch: PackedBatch, info: PhaseInfo, device: torch.device) -> BatchLoss:
     """Next-token loss on one packed batch. The first token of a document is not a target:
     predicting it from the previous document would teach the model a spurious boundary. Nor is
     padding."""
@@ -329,14 +349,72 @@ def summarise(spec: TrainSpec, planned: list[PlannedPhase], extra: dict) -> dict
 # The loop
 
 
+@dataclass(frozen=True)
+class PhaseEndEvals:
+    """What a phase's end measures besides held-out loss: passkey retrieval and FIM infilling
+    (trainer.evals), with the mixture's tokenizer."""
+
+    tokenizer: Tokenizer
+    special: SpecialTokens
+    passkey_lengths: list[int]
+    code_texts: list[str]  # whole held-out code documents
+
+    @classmethod
+    def of(cls, spec: TrainSpec, held_out: dict[str, list[PackedBatch]],
+           planned: list[PlannedPhase]) -> "PhaseEndEvals | None":
+        """None without evaluation, or without a tokenizer in the mixture to build prompts."""
+        path = Path(spec.mixture) / "tokenizer.json"
+        if not spec.eval_every or not path.exists():
+            return None
+        tokenizer = load_tokenizer(path)
+        special = SpecialTokens.from_tokenizer(tokenizer)
+        lengths = spec.evals.passkey_lengths or sorted({phase.spec.seq_len for phase in planned})
+        texts = held_out_code(held_out, planned, tokenizer, special, spec.evals.fim_documents)
+        return cls(tokenizer, special, lengths if spec.evals.passkey_trials else [], texts)
+
+    def measure(self, model: Decoder, spec: TrainSpec, seq_len: int, device: torch.device) -> dict:
+        results: dict = {}
+        if self.passkey_lengths:
+            accuracy = passkey_accuracy(model, self.tokenizer, self.special, self.passkey_lengths,
+                                        spec.evals.passkey_trials, spec.seed, device)
+            results["passkey"] = {str(length): value for length, value in accuracy.items()}
+        if self.code_texts:
+            results["fim_exact_match"] = fim_exact_match(
+                model, self.tokenizer, self.special, self.code_texts, spec.seed, device,
+                max_new_tokens=spec.evals.fim_max_new_tokens, max_context=seq_len)
+        return results
+
+
+def held_out_code(held_out: dict[str, list[PackedBatch]], planned: list[PlannedPhase], tokenizer: Tokenizer,
+                  special: SpecialTokens, limit: int) -> list[str]:
+    """Up to ``limit`` whole code documents from the held-out batches: runs of one segment that
+    begin after a document's end within their row (so not a continuation), end with the
+    end-of-document token and hold no FIM sentinel."""
+    sentinels = {special.fim_prefix, special.fim_middle, special.fim_suffix}
+    texts: list[str] = []
+    for phase in planned:
+        code = {index for index, domain in enumerate(phase.info.domains) if domain == "code"}
+        for batch in held_out.get(phase.spec.name, []):
+            for tokens, segments, sources in zip(batch.tokens.tolist(), batch.segments.tolist(),
+                                                 batch.sources.tolist()):
+                starts = [i for i in range(1, len(segments)) if segments[i] != segments[i - 1]]
+                for start, end in zip(starts, [*starts[1:], len(segments)]):
+                    ids = tokens[start:end]
+                    if (sources[start] in code and ids[-1] == special.eod and len(ids) > 1
+                            and not sentinels.intersection(ids)):
+                        texts.append(tokenizer.decode(ids[:-1], skip_special_tokens=False))
+                    if len(texts) >= limit:
+                        return texts
+    return texts
+
+
 def load_held_out(spec: TrainSpec, planned: list[PlannedPhase]) -> dict[str, list[PackedBatch]]:
     """The last ``held_out`` batches of every phase's built data, which training never reads."""
     held_out: dict[str, list[PackedBatch]] = {}
     for phase in planned:
         if phase.held_out:
-            first = phase.info.n_sequences // phase.spec.batch_size - phase.held_out
             stream = PhaseDataset.from_built(spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size,
-                                             state=phase.stream_state(first))
+                                             state=phase.state_at(phase.held_out_from * phase.spec.seq_len))
             held_out[phase.spec.name] = list(stream)
     return held_out
 
@@ -350,13 +428,16 @@ class Run:
     model: Decoder
     optimizer: torch.optim.AdamW
     device: torch.device
-    metrics: IO[str]
-    evals: IO[str] | None  # None when eval_every is not set
+    metrics: IO[str] | None  # None on the ranks that do not write
+    evals: IO[str] | None  # None when eval_every is not set, or on the ranks that do not write
     say: Progress
     held_out: dict[str, list[PackedBatch]] = field(default_factory=dict)
     resumed_stream: StreamState | None = None  # from the checkpoint a resumed run started at
     board: Board = field(default_factory=lambda: Board(None, 0))
     peak_flops: float | None = None  # the device's, for MFU; None: not reported
+    world: World = field(default_factory=World)
+    phase_end_evals: PhaseEndEvals | None = None
+    trainable: torch.nn.Module | None = None  # what a step calls: the model, or its DDP wrapper
     started: float = field(default_factory=time.perf_counter)
     step_started: float = field(default_factory=time.perf_counter)
 
@@ -398,6 +479,8 @@ class Run:
         return position
 
     def checkpoint(self, position: Position) -> None:
+        if not self.world.main:
+            return
         after_last = position.phase_index >= len(self.planned)
         stream = None if after_last else self.planned[position.phase_index].stream_state(position.batches_in_phase)
         save_checkpoint(self.spec, self.model, self.optimizer, position, stream)
@@ -408,12 +491,13 @@ class Run:
         lr = lr_at(before.tokens_seen, self.total_tokens, self.spec.schedule, peak, rewarm_from)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        result = batch_loss(self.model, batch, phase.info, self.device)
+        result = batch_loss(self.trainable or self.model, batch, phase.info, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         clip = self.spec.optimizer.grad_clip or math.inf  # inf: measure the norm, clip nothing
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
-        loss = result.loss.item()
+        # the gradients are averaged over the ranks already; the logged loss is averaged too
+        loss = mean_over_ranks(result.loss.item(), self.world, self.device)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):  # stop before the update
             raise NonFiniteError(self.non_finite(phase, before, result, loss, grad_norm))
         self.optimizer.step()
@@ -440,7 +524,7 @@ class Run:
         if done % self.spec.log_every == 0 or last:
             self.say(f"train[{phase.spec.name}] step {done}/{phase.steps} loss {loss:.3f} lr {lr:.2e}")
         if self.evals is not None and (position.step % self.spec.eval_every == 0 or last):
-            evaluation = self.evaluate(phase, position)
+            evaluation = self.evaluate(phase, position, phase_end=last)
             self.write(self.evals, evaluation)
             self.board.evaluation(evaluation)
             self.step_started = time.perf_counter()  # evaluation time is not a step's
@@ -450,21 +534,31 @@ class Run:
         return position
 
     @torch.no_grad()
-    def evaluate(self, phase: PlannedPhase, position: Position) -> dict:
-        """Loss on every phase's held-out batches under the current RoPE: shows what an anneal
-        does to the general data, and how long documents fare before and after an extension."""
+    def evaluate(self, phase: PlannedPhase, position: Position, phase_end: bool) -> dict:
+        """Loss and perplexity on every phase's held-out batches under the current RoPE: shows
+        what an anneal does to the general data, and how long documents fare before and after
+        an extension. At a phase's end, passkey retrieval and FIM exact match too."""
         results = {}
         for planned in self.planned:
             losses = [batch_loss(self.model, batch, planned.info, self.device)
                       for batch in self.held_out[planned.spec.name]]
+            loss = sum(item.loss.item() for item in losses) / len(losses)
+            by_domain = mean_by_key([item.by_domain for item in losses])
             results[planned.spec.name] = {
-                "loss": round(sum(item.loss.item() for item in losses) / len(losses), 6),
-                "loss_by_domain": mean_by_key([item.by_domain for item in losses]),
+                "loss": round(loss, 6), "perplexity": round(math.exp(min(loss, 700.0)), 4),
+                "loss_by_domain": by_domain, "perplexity_by_domain": perplexity(by_domain),
             }
         line = ", ".join(f"{name} {result['loss']:.3f}" for name, result in results.items())
+        record = {"phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
+                  "phase_end": phase_end, "eval": results}
+        if phase_end and self.phase_end_evals is not None:
+            record.update(self.phase_end_evals.measure(self.model, self.spec, phase.spec.seq_len, self.device))
+            if "passkey" in record:
+                line += "; passkey " + ", ".join(f"{length}: {value:.2f}" for length, value in record["passkey"].items())
+            if "fim_exact_match" in record:
+                line += f"; FIM exact match {record['fim_exact_match']['exact_match']:.2f}"
         self.say(f"eval[{phase.spec.name}] step {position.step}: {line}")
-        return {"phase": phase.spec.name, "step": position.step, "tokens_seen": position.tokens_seen,
-                "eval": results}
+        return record
 
     def non_finite(self, phase: PlannedPhase, before: Position, result: BatchLoss, loss: float,
                    grad_norm: float) -> str:
@@ -477,13 +571,16 @@ class Run:
                 f"the batch holds sources {sources}" + (f" (non-finite loss in {', '.join(bad)})" if bad else "")
                 + f"; it starts {at:,} tokens into mixture phase {phase.info.name!r}; nothing was updated")
 
-    def write(self, stream: IO[str], record: dict) -> None:
+    def write(self, stream: IO[str] | None, record: dict) -> None:
+        if stream is None:
+            return
         record["seconds"] = round(time.perf_counter() - self.started, 3)  # since this process began
         record["time"] = round(time.time(), 3)
         stream.write(json.dumps(record) + "\n")
 
     def flush(self) -> None:
-        self.metrics.flush()
+        if self.metrics is not None:
+            self.metrics.flush()
         if self.evals is not None:
             self.evals.flush()
 
@@ -499,11 +596,12 @@ def mean_by_key(dicts: list[dict[str, float]]) -> dict[str, float]:
 
 def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool = False) -> dict:
     """Train through every phase of ``spec``; writes and returns the summary. ``resume``
-    continues from the checkpoint ``OUTPUT/checkpoints/latest`` names."""
-    say = progress or (lambda line: None)
+    continues from the checkpoint ``OUTPUT/checkpoints/latest`` names. Under ``torchrun`` every
+    rank calls it; rank 0 writes the outputs and returns the summary, the others ``{"rank": r}``."""
     started = time.perf_counter()
-    device = resolve_device(spec.device)
-    planned = plan_phases(spec)
+    world, device = join_world(resolve_device(spec.device))
+    say = (progress or (lambda line: None)) if world.main else (lambda line: None)
+    planned = plan_phases(spec, world.size)
     output = Path(spec.output)
     output.mkdir(parents=True, exist_ok=True)
 
@@ -521,24 +619,36 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
             load_weights(spec, model)
             say(f"train: weights from {spec.init_from}; optimizer and schedule start afresh")
     total = sum(phase.tokens for phase in planned)
-    say(f"train: {model.parameter_count():,} parameters on {device}, {total:,} tokens in "
+    ranks = f" x {world.size} ranks" if world.size > 1 else ""
+    say(f"train: {model.parameter_count():,} parameters on {device}{ranks}, {total:,} tokens in "
         f"{len(planned)} phases" + (f", resuming after step {position.step}" if resume else ""))
 
-    evals = open_jsonl(output / "eval.jsonl", position.step) if spec.eval_every else nullcontext()
-    with open_jsonl(output / "metrics.jsonl", position.step) as metrics, evals as eval_file:
-        board = Board(output / "tensorboard" if spec.tensorboard else None, first_step=position.step + 1)
-        run = Run(spec, planned, model, optimizer, device, metrics, eval_file, say,
-                  held_out=load_held_out(spec, planned), resumed_stream=resumed_stream, board=board,
-                  peak_flops=peak_flops(device, spec.peak_tflops), started=started)
+    writes = world.main  # one rank writes what the run produces
+    evals = open_jsonl(output / "eval.jsonl", position.step) if spec.eval_every and writes else nullcontext()
+    metrics = open_jsonl(output / "metrics.jsonl", position.step) if writes else nullcontext()
+    with metrics as metrics_file, evals as eval_file:
+        board = Board(output / "tensorboard" if spec.tensorboard and writes else None, first_step=position.step + 1)
+        held_out = load_held_out(spec, planned) if writes else {}
+        run = Run(spec, planned, model, optimizer, device, metrics_file, eval_file, say,
+                  held_out=held_out, resumed_stream=resumed_stream,
+                  board=board, peak_flops=peak_flops(device, spec.peak_tflops), world=world,
+                  trainable=wrap(model, world, device),
+                  phase_end_evals=PhaseEndEvals.of(spec, held_out, planned) if writes else None, started=started)
         try:
             while position.phase_index < len(planned):
                 position = run.run_phase(position)
         finally:
             board.close()
+    leave_world(world)
+    if not writes:
+        return {"rank": world.rank}
 
     summary = summarise(spec, planned, {
-        "device": str(device), "parameters": model.parameter_count(), "total_tokens": total,
-        "wall_seconds": round(time.perf_counter() - started, 1),
+        "device": str(device), "world_size": world.size, "parameters": model.parameter_count(),
+        "total_tokens": total, "wall_seconds": round(time.perf_counter() - started, 1),
     })
     write_text_atomic(output / "summary.json", json.dumps(summary, indent=2) + "\n")
+    from trainer.plots import plot_run  # matplotlib only once the run is done
+
+    say(f"train: plots in {output / 'plots'}: " + ", ".join(path.name for path in plot_run(output)))
     return summary
