@@ -422,3 +422,29 @@ def test_torchrun_ddp_splits_each_step_between_two_ranks(mixture, tmp_path):
     assert np.mean([line["loss"] for line in lines[-3:]]) < lines[0]["loss"]
     state = torch.load(output / "checkpoints" / "step-0000008.pt", weights_only=True)
     assert state["stream"]["tokens_consumed"] == 2 * 2 * 4 * 64  # both ranks' batches
+
+
+def test_held_out_code_is_code_fragments_without_fim_sentinels(tmp_path):
+    from mixer_fixtures import mixture as mixture_spec
+    from mixer_fixtures import sample_rows, write_corpus
+
+    from mixer.build import build_mixture
+    from mixer.tokenizer import SpecialTokens, load_tokenizer, train_tokenizer
+    from trainer.spec import PhaseSpec
+    from trainer.train import PlannedPhase, held_out_code
+
+    rows = sample_rows()
+    corpus = write_corpus(tmp_path / "corpus", rows)
+    tokenizer_path = train_tokenizer([str(corpus)], str(tmp_path / "tok.json"), 400)
+    phase = {"name": "p", "tokens": 4_000, "seq_len": 64, "sources": [
+        {"name": "web", "select": {"domain": "web"}, "weight": 0.5},
+        {"name": "code", "select": {"domain": "code"}, "weight": 0.5, "fim": {"rate": 0.5}}]}
+    build_mixture(mixture_spec(corpus, tokenizer_path, [phase]), str(tmp_path / "mix"))
+    dataset = PhaseDataset.from_built(tmp_path / "mix", "p", 8)
+    planned = [PlannedPhase(PhaseSpec(name="p", mixture_phase="p", seq_len=64, batch_size=8),
+                            dataset.info, steps=1, first_token=0, held_out=len(dataset))]
+    tokenizer = load_tokenizer(tokenizer_path)
+    texts = held_out_code({"p": list(dataset)}, planned, tokenizer, SpecialTokens.from_tokenizer(tokenizer), 50)
+    code = [row["text"] for row in rows if row["domain"] == "code"]
+    assert 10 <= len(texts) <= 50
+    assert all(any(text in document for document in code) for text in texts)  # never a FIM'd one

@@ -378,18 +378,23 @@ class PhaseEndEvals:
             accuracy = passkey_accuracy(model, self.tokenizer, self.special, self.passkey_lengths,
                                         spec.evals.passkey_trials, spec.seed, device)
             results["passkey"] = {str(length): value for length, value in accuracy.items()}
-        if self.code_texts:
+        if spec.evals.fim_documents:
+            # the held-out batches may hold no code (a small run, a phase without it): n is then 0
             results["fim_exact_match"] = fim_exact_match(
                 model, self.tokenizer, self.special, self.code_texts, spec.seed, device,
-                max_new_tokens=spec.evals.fim_max_new_tokens, max_context=seq_len)
+                max_new_tokens=spec.evals.fim_max_new_tokens, max_context=seq_len,
+            ) if self.code_texts else {"exact_match": None, "n": 0}
         return results
+
+
+MIN_FIM_TOKENS = 32  # a code fragment shorter than this has too little to infill from
 
 
 def held_out_code(held_out: dict[str, list[PackedBatch]], planned: list[PlannedPhase], tokenizer: Tokenizer,
                   special: SpecialTokens, limit: int) -> list[str]:
-    """Up to ``limit`` whole code documents from the held-out batches: runs of one segment that
-    begin after a document's end within their row (so not a continuation), end with the
-    end-of-document token and hold no FIM sentinel."""
+    """Up to ``limit`` code texts from the held-out batches: each run of one code document in a
+    row (a whole document, or the part of a long one the row holds) of at least
+    ``MIN_FIM_TOKENS`` tokens, without FIM sentinels (not already a FIM example)."""
     sentinels = {special.fim_prefix, special.fim_middle, special.fim_suffix}
     texts: list[str] = []
     for phase in planned:
@@ -397,12 +402,13 @@ def held_out_code(held_out: dict[str, list[PackedBatch]], planned: list[PlannedP
         for batch in held_out.get(phase.spec.name, []):
             for tokens, segments, sources in zip(batch.tokens.tolist(), batch.segments.tolist(),
                                                  batch.sources.tolist()):
-                starts = [i for i in range(1, len(segments)) if segments[i] != segments[i - 1]]
+                starts = [0, *(i for i in range(1, len(segments)) if segments[i] != segments[i - 1])]
                 for start, end in zip(starts, [*starts[1:], len(segments)]):
                     ids = tokens[start:end]
-                    if (sources[start] in code and ids[-1] == special.eod and len(ids) > 1
-                            and not sentinels.intersection(ids)):
-                        texts.append(tokenizer.decode(ids[:-1], skip_special_tokens=False))
+                    if ids[-1] == special.eod:
+                        ids = ids[:-1]
+                    if sources[start] in code and len(ids) >= MIN_FIM_TOKENS and not sentinels.intersection(ids):
+                        texts.append(tokenizer.decode(ids, skip_special_tokens=False))
                     if len(texts) >= limit:
                         return texts
     return texts
@@ -555,8 +561,10 @@ class Run:
             record.update(self.phase_end_evals.measure(self.model, self.spec, phase.spec.seq_len, self.device))
             if "passkey" in record:
                 line += "; passkey " + ", ".join(f"{length}: {value:.2f}" for length, value in record["passkey"].items())
-            if "fim_exact_match" in record:
-                line += f"; FIM exact match {record['fim_exact_match']['exact_match']:.2f}"
+            fim = record.get("fim_exact_match")
+            if fim is not None:
+                line += f"; FIM exact match {fim['exact_match']:.2f} of {fim['n']}" if fim["n"] else \
+                    "; FIM exact match: no held-out code"
         self.say(f"eval[{phase.spec.name}] step {position.step}: {line}")
         return record
 
