@@ -103,3 +103,15 @@ def test_spec_round_trips_through_json():
         "phases": [{**PHASE, "rope": {"kind": "llama3", "factor": 8, "original_context": 8}}],
     }))
     assert TrainSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_a_batch_in_tokens_becomes_sequences():
+    from trainer.spec import PhaseSpec
+
+    phase = PhaseSpec(name="a", mixture_phase="a", seq_len=256, batch_tokens=4096)
+    assert phase.batch_size == 16
+    assert PhaseSpec.model_validate_json(phase.model_dump_json()) == phase  # dumps reload
+    for bad, message in [({}, "one of the two"), ({"batch_tokens": 100}, "not a multiple of seq_len 256"),
+                         ({"batch_size": 2, "batch_tokens": 512}, "one of the two")]:
+        with pytest.raises(ValueError, match=message):
+            PhaseSpec(name="a", mixture_phase="a", seq_len=256, **bad)

@@ -14,7 +14,7 @@ checked when a run starts (``trainer.train.plan_phases``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -320,10 +320,28 @@ class PhaseSpec(_Strict):
     name: Name
     mixture_phase: Name
     seq_len: int = Field(gt=1)  # must equal the built phase's packed length
-    batch_size: int = Field(gt=0)  # sequences per optimizer step
+    # sequences per optimizer step (per data-parallel rank); or give batch_tokens instead
+    batch_size: int = Field(default=None, gt=0, validate_default=False)
+    batch_tokens: int | None = Field(default=None, gt=0)  # tokens per step per rank, a multiple of seq_len
     tokens: int | None = Field(default=None, gt=0)  # cap; at most what the built phase holds
     rope: RopeSpec = Field(default_factory=lambda: NoRope(kind="none"))
     rewarm: bool = False  # warm the LR up again over warmup_tokens when this phase starts
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_in_tokens(cls, data: Any) -> Any:
+        """``batch_tokens`` becomes ``batch_size`` sequences (and is cleared, so a dumped spec
+        loads again), so the rest reads one field."""
+        if not isinstance(data, dict):
+            return data
+        tokens, size, seq_len = data.get("batch_tokens"), data.get("batch_size"), data.get("seq_len")
+        if (tokens is None) == (size is None):
+            raise ValueError("give the batch as batch_size (sequences) or batch_tokens, one of the two")
+        if tokens is not None and isinstance(tokens, int) and isinstance(seq_len, int) and seq_len > 0:
+            if tokens % seq_len:
+                raise ValueError(f"batch_tokens {tokens} is not a multiple of seq_len {seq_len}")
+            data = {**data, "batch_size": tokens // seq_len, "batch_tokens": None}
+        return data
 
 
 class EvalSpec(_Strict):
