@@ -4,6 +4,7 @@ learning, determinism, exact resume, per-phase seq_len and RoPE, evaluation, che
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -420,6 +421,13 @@ def test_torchrun_ddp_splits_each_step_between_two_ranks(mixture, tmp_path):
     summary = json.loads((output / "summary.json").read_text())
     assert summary["world_size"] == 2 and [phase["steps"] for phase in summary["phases"]] == [6, 3]
     assert np.mean([line["loss"] for line in lines[-3:]]) < lines[0]["loss"]
+    # step 1 is the mean of the initial model's losses on the two ranks' (different) batches
+    torch.manual_seed(spec.seed)
+    model = Decoder(spec.model, VOCAB)
+    info = read_phase_info(mixture, "short")
+    first = [batch_loss(model, PhaseDataset.from_built(mixture, "short", 4, rank=rank, world_size=2).batch(0),
+                        info, torch.device("cpu")).loss.item() for rank in (0, 1)]
+    assert first[0] != first[1] and lines[0]["loss"] == pytest.approx(np.mean(first), abs=1e-5)
     state = torch.load(output / "checkpoints" / "step-0000008.pt", weights_only=True)
     assert state["stream"]["tokens_consumed"] == 2 * 2 * 4 * 64  # both ranks' batches
 
@@ -448,3 +456,42 @@ def test_held_out_code_is_code_fragments_without_fim_sentinels(tmp_path):
     code = [row["text"] for row in rows if row["domain"] == "code"]
     assert 10 <= len(texts) <= 50
     assert all(any(text in document for document in code) for text in texts)  # never a FIM'd one
+
+
+def test_torchrun_fsdp_shards_and_resumes_from_its_full_checkpoints(mixture, tmp_path):
+    """FSDP2 on two CPU processes: the same steps as DDP, checkpoints hold full state dicts
+    (loadable without sharding), and a resumed run continues with the same losses."""
+    import os
+    import subprocess
+    import sys
+
+    def torchrun(spec: TrainSpec, *extra: str) -> None:
+        spec_file = tmp_path / f"{spec.name}.json"
+        spec_file.write_text(spec.model_dump_json())
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518",
+                   "-m", "api.cli", "train", str(spec_file), "--no-ray", *extra]
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert finished.returncode == 0, finished.stderr[-3000:]
+
+    whole = train_spec(mixture, tmp_path / "whole", data_parallel="fsdp", checkpoint_every=4, eval_every=4,
+                       eval_batches=1)
+    torchrun(whole)
+    lines = records(tmp_path / "whole")
+    # one batch of 4 held out per phase: (12 - 1) // 2 and (6 - 1) // 2 steps of two ranks
+    assert [line["step"] for line in lines] == list(range(1, 8))
+    assert all(math.isfinite(line["loss"]) for line in lines)
+    assert len(records(tmp_path / "whole", "eval.jsonl")) >= 3
+    state = torch.load(tmp_path / "whole" / "checkpoints" / "step-0000004.pt", weights_only=True)
+    assert state["optimizer_by_name"] and not any(hasattr(value, "placements") for value in state["model"].values())
+    plain = Decoder(whole.model, VOCAB)
+    plain.load_state_dict(state["model"])  # full tensors: a single process can take them
+
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    (resumed / "checkpoints" / "step-0000004.pt").write_bytes(
+        (tmp_path / "whole" / "checkpoints" / "step-0000004.pt").read_bytes())
+    (resumed / "checkpoints" / "latest").write_text("step-0000004.pt\n")
+    (resumed / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines[:4]))
+    torchrun(whole.model_copy(update={"output": str(resumed)}), "--resume")
+    assert [line["loss"] for line in records(resumed)] == [line["loss"] for line in lines]

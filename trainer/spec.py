@@ -379,6 +379,8 @@ class TrainSpec(_Strict):
     init_from: str | None = None
     tensorboard: bool = True  # scalars under OUTPUT/tensorboard as well as metrics.jsonl
     peak_tflops: float | None = Field(default=None, gt=0.0)  # for MFU; None: known GPUs' bf16 peak
+    # under torchrun: replicate the model (ddp) or shard it, its gradients and optimizer state (fsdp, FSDP2)
+    data_parallel: Literal["ddp", "fsdp"] = "ddp"
 
     @field_validator("phases")
     @classmethod

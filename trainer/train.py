@@ -40,7 +40,17 @@ from mixer.dataset import PackedBatch, PhaseDataset, StreamState
 from mixer.stream import PAD_SOURCE, PhaseInfo, read_phase_info
 from mixer.tokenizer import SpecialTokens, load_tokenizer
 from trainer.board import Board
-from trainer.distributed import World, join_world, leave_world, mean_over_ranks, wrap
+from trainer.distributed import (
+    World,
+    full_state,
+    is_sharded,
+    join_world,
+    leave_world,
+    mean_over_ranks,
+    norm_value,
+    restore_state,
+    wrap,
+)
 from trainer.evals import fim_exact_match, passkey_accuracy, perplexity
 from trainer.model import Decoder, document_starts
 from trainer.rope import rope_frequencies
@@ -238,16 +248,18 @@ def phase_name(spec: TrainSpec, position: Position) -> str | None:
 
 
 def save_checkpoint(
-    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, position: Position,
-    stream: StreamState | None,
+    spec: TrainSpec, weights: tuple[dict, dict], position: Position, stream: StreamState | None,
 ) -> Path:
-    """``stream``: the state of the phase being read, None once every phase is done."""
+    """``weights``: the model's and optimizer's state dicts (``trainer.distributed.full_state``);
+    ``stream``: the state of the phase being read, None once every phase is done."""
     directory = checkpoint_dir(spec)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"step-{position.step:07d}.pt"
+    model_state, optimizer_state = weights
     state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "model": model_state,
+        "optimizer": optimizer_state,
+        "optimizer_by_name": spec.data_parallel == "fsdp",
         "position": asdict(position),
         "phase": phase_name(spec, position),
         "stream": stream.to_dict() if stream is not None else None,
@@ -279,7 +291,7 @@ def check_resumable(spec: TrainSpec, saved: dict, position: Position, path: Path
         raise ValueError(f"{path}: its phases up to the resume point differ from the spec's; cannot resume")
 
 
-def load_weights(spec: TrainSpec, model: Decoder) -> None:
+def load_weights(spec: TrainSpec, model: Decoder, sharded: bool = False) -> None:
     """Only the model's weights from ``spec.init_from`` (a checkpoint file, or a run's output
     directory whose ``latest`` one is taken): continued pre-training from a base model, with
     this spec's optimizer and schedule from the start."""
@@ -294,14 +306,14 @@ def load_weights(spec: TrainSpec, model: Decoder) -> None:
     state = torch.load(path, map_location="cpu", weights_only=True)
     weights = state["model"] if "model" in state else state
     try:
-        model.load_state_dict(weights)
+        restore_state(model, None, weights, None, by_name=False, sharded=sharded)
     except RuntimeError as error:
         first = str(error).strip().splitlines()
         raise ValueError(f"{path}: its weights do not fit this model spec: {first[1].strip() if len(first) > 1 else first[0]}") from error
 
 
 def load_checkpoint(
-    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer
+    spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, sharded: bool = False
 ) -> tuple[Position, StreamState | None]:
     """Restore the checkpoint ``latest`` names; returns where to continue and the stream state."""
     pointer = checkpoint_dir(spec) / "latest"
@@ -311,8 +323,8 @@ def load_checkpoint(
     state = torch.load(path, map_location="cpu", weights_only=True)
     position = Position(**state["position"])
     check_resumable(spec, state["spec"], position, path)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    restore_state(model, optimizer, state["model"], state["optimizer"], state.get("optimizer_by_name", False),
+                  sharded)
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -444,6 +456,7 @@ class Run:
     world: World = field(default_factory=World)
     phase_end_evals: PhaseEndEvals | None = None
     trainable: torch.nn.Module | None = None  # what a step calls: the model, or its DDP wrapper
+    sharded: bool = False  # FSDP2 across ranks: checkpoints gather the state first
     started: float = field(default_factory=time.perf_counter)
     step_started: float = field(default_factory=time.perf_counter)
 
@@ -458,8 +471,8 @@ class Run:
             state = self.resumed_stream
         self.resumed_stream = None
         return PhaseDataset.from_built(
-            self.spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size, state=state,
-            allow_mixture_change=self.spec.allow_mixture_change,
+            self.spec.mixture, phase.spec.mixture_phase, phase.spec.batch_size, rank=self.world.rank,
+            world_size=self.world.size, state=state, allow_mixture_change=self.spec.allow_mixture_change,
         )
 
     @property
@@ -485,11 +498,12 @@ class Run:
         return position
 
     def checkpoint(self, position: Position) -> None:
+        weights = full_state(self.model, self.optimizer, self.sharded)  # every rank: it may gather
         if not self.world.main:
             return
         after_last = position.phase_index >= len(self.planned)
         stream = None if after_last else self.planned[position.phase_index].stream_state(position.batches_in_phase)
-        save_checkpoint(self.spec, self.model, self.optimizer, position, stream)
+        save_checkpoint(self.spec, weights, position, stream)
 
     def step(self, phase: PlannedPhase, batch: PackedBatch, before: Position) -> Position:
         rewarm_from = phase.first_token if phase.spec.rewarm else None
@@ -501,7 +515,7 @@ class Run:
         self.optimizer.zero_grad(set_to_none=True)
         result.loss.backward()
         clip = self.spec.optimizer.grad_clip or math.inf  # inf: measure the norm, clip nothing
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip).item()
+        grad_norm = norm_value(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
         # the gradients are averaged over the ranks already; the logged loss is averaged too
         loss = mean_over_ranks(result.loss.item(), self.world, self.device)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):  # stop before the update
@@ -529,7 +543,9 @@ class Run:
         last = done == phase.steps
         if done % self.spec.log_every == 0 or last:
             self.say(f"train[{phase.spec.name}] step {done}/{phase.steps} loss {loss:.3f} lr {lr:.2e}")
-        if self.evals is not None and (position.step % self.spec.eval_every == 0 or last):
+        # a sharded model's forward needs every rank, so then every rank evaluates (rank 0 writes)
+        evaluates = self.spec.eval_every and (self.world.main or self.sharded)
+        if evaluates and (position.step % self.spec.eval_every == 0 or last):
             evaluation = self.evaluate(phase, position, phase_end=last)
             self.write(self.evals, evaluation)
             self.board.evaluation(evaluation)
@@ -618,13 +634,15 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
     model = Decoder(spec.model, vocab).to(device)
     planned = [replace(phase, flops_per_token=flops_per_token(spec.model, vocab, phase.spec.seq_len))
                for phase in planned]
+    sharded = is_sharded(world, spec.data_parallel == "fsdp")
+    trainable = wrap(model, world, device, sharded)  # before the optimizer: sharding replaces parameters
     optimizer = build_optimizer(model, spec.optimizer)
     if resume:
-        position, resumed_stream = load_checkpoint(spec, model, optimizer)
+        position, resumed_stream = load_checkpoint(spec, model, optimizer, sharded)
     else:
         position, resumed_stream = Position(), None
         if spec.init_from is not None:
-            load_weights(spec, model)
+            load_weights(spec, model, sharded)
             say(f"train: weights from {spec.init_from}; optimizer and schedule start afresh")
     total = sum(phase.tokens for phase in planned)
     ranks = f" x {world.size} ranks" if world.size > 1 else ""
@@ -636,12 +654,14 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
     metrics = open_jsonl(output / "metrics.jsonl", position.step) if writes else nullcontext()
     with metrics as metrics_file, evals as eval_file:
         board = Board(output / "tensorboard" if spec.tensorboard and writes else None, first_step=position.step + 1)
-        held_out = load_held_out(spec, planned) if writes else {}
+        evaluates = writes or sharded
+        held_out = load_held_out(spec, planned) if evaluates else {}
         run = Run(spec, planned, model, optimizer, device, metrics_file, eval_file, say,
                   held_out=held_out, resumed_stream=resumed_stream,
                   board=board, peak_flops=peak_flops(device, spec.peak_tflops), world=world,
-                  trainable=wrap(model, world, device),
-                  phase_end_evals=PhaseEndEvals.of(spec, held_out, planned) if writes else None, started=started)
+                  trainable=trainable, sharded=sharded,
+                  phase_end_evals=PhaseEndEvals.of(spec, held_out, planned) if evaluates else None,
+                  started=started)
         try:
             while position.phase_index < len(planned):
                 position = run.run_phase(position)
