@@ -11,10 +11,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tokenizers import Tokenizer
 
 from corpus.schema import SHARD_SCHEMA
 from mixer.spec import MixtureSpec
-from mixer.tokenizer import train_tokenizer
+from mixer.tokenizer import SpecialTokens, load_tokenizer, train_tokenizer
 
 TEST_VOCAB_SIZE = 400
 
@@ -123,6 +124,16 @@ def corpus_dir(tmp_path_factory) -> Path:
 def tokenizer_path(corpus_dir: Path, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("tok") / "tok.json"
     return train_tokenizer([str(corpus_dir)], str(output), TEST_VOCAB_SIZE)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tokenizer_path: Path) -> Tokenizer:
+    return load_tokenizer(tokenizer_path)
+
+
+@pytest.fixture(scope="module")
+def special(tokenizer: Tokenizer) -> SpecialTokens:
+    return SpecialTokens.from_tokenizer(tokenizer)
 
 
 def mixture(

@@ -8,27 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mixer_fixtures import corpus_dir, sample_rows, tokenizer_path  # noqa: F401
+from mixer_fixtures import corpus_dir, sample_rows, special, tokenizer, tokenizer_path  # noqa: F401
 from tokenizers import Tokenizer
 
 from mixer.fim import ContextFimCounts, fim_contexts
 from mixer.pack import PAD_SOURCE, PackedPhase, pack
 from mixer.spec import FimSpec
-from mixer.tokenizer import SPECIAL_TOKENS, SpecialTokens, load_tokenizer, token_bytes
+from mixer.tokenizer import SPECIAL_TOKENS, SpecialTokens, token_bytes
 
 CODE, WEB, MATH = 0, 1, 2  # source indices of the packed test phases
 N_SOURCES = 3
 SEQ_LEN = 64
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_path: Path) -> Tokenizer:
-    return load_tokenizer(tokenizer_path)
-
-
-@pytest.fixture(scope="module")
-def special(tokenizer: Tokenizer) -> SpecialTokens:
-    return SpecialTokens.from_tokenizer(tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mixer_fixtures import code, corpus_dir, tokenizer_path  # noqa: F401
+from mixer_fixtures import code, corpus_dir, special, tokenizer, tokenizer_path  # noqa: F401
 from tokenizers import Tokenizer
 from torch import nn
 
-from mixer.tokenizer import SpecialTokens, load_tokenizer, token_bytes
+from mixer.tokenizer import SpecialTokens, token_bytes
 from trainer.evals import (
     FILLER_SENTENCES,
     FimExample,
@@ -31,16 +31,6 @@ from trainer.spec import ModelSpec
 
 LENGTHS = [128, 200, 257]  # the fixture's 400-token vocabulary needs about 100 for key and question
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tokenizer_path: Path) -> Tokenizer:
-    return load_tokenizer(tokenizer_path)
-
-
-@pytest.fixture(scope="module")
-def special(tokenizer: Tokenizer) -> SpecialTokens:
-    return SpecialTokens.from_tokenizer(tokenizer)
 
 
 @pytest.fixture(scope="module")
