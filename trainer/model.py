@@ -1,21 +1,42 @@
 """A Llama-style decoder in one readable file: token embedding, RMSNorm, grouped-query attention
 with RoPE, SwiGLU MLP, optional tied embeddings.
 
-The mixer packs several documents into each sequence, so attention must not cross documents:
-attention goes through ``scaled_dot_product_attention`` with a boolean block-diagonal causal
-mask built from the batch's ``segments`` (a token sees only earlier tokens of its own document),
-and RoPE positions restart at 0 at every document start. The RoPE inverse frequencies are a
-non-persistent buffer that ``set_rope`` replaces when a phase changes the scaling; they are
-derived from the spec, not learned, so checkpoints do not carry them.
+The mixer packs several documents into each sequence, so attention must not cross documents: a
+token sees only earlier tokens of its own document, and RoPE positions restart at 0 at every
+document start. How attention runs is chosen once per batch, in one place (``plan_attention``):
+
+- ``causal``: no row of the batch holds a document boundary (one document per row), so the
+  document mask is the plain causal one: ``scaled_dot_product_attention`` with ``is_causal=True``
+  and no mask, which lets the fused kernels skip the blocks above the diagonal, with
+  ``enable_gqa`` sharing key/value heads without copying them.
+- ``flex`` (training on CUDA): rows pack several documents: FlexAttention (compiled) with a
+  document-causal ``BlockMask``, which also skips every block that lies across two documents.
+- ``masked`` (CPU, and CUDA without gradients): SDPA with a boolean block-diagonal causal mask
+  [batch, 1, seq, seq] built from the batch's ``segments``.
+
+They compute the same function to float rounding (``tests/test_trainer_model.py`` checks each
+against the others, and ``tests/test_bench_trainer.py`` checks the model against transformers'
+Llama). RoPE's cos/sin tables are computed once per sequence length and RoPE setting and looked
+up at each token's position in its document. The inverse frequencies are a non-persistent buffer
+that ``set_rope`` replaces when a phase changes the scaling; they are derived from the spec, not
+learned, so checkpoints do not carry them.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from trainer.spec import ModelSpec
+
+try:  # FlexAttention is a prototype; without it packed batches use the masked path everywhere
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+except ImportError:  # pragma: no cover - every torch this project supports has it
+    create_block_mask = flex_attention = None
 
 
 class RMSNorm(nn.Module):
@@ -31,7 +52,8 @@ class RMSNorm(nn.Module):
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Apply RoPE to ``x`` [batch, heads, seq, head_dim], pairing dimension i with i + d/2."""
+    """Apply RoPE to ``x`` [..., head_dim], pairing dimension i with i + d/2; ``cos`` and ``sin``
+    [..., head_dim / 2] broadcast against it (the model rotates [batch, seq, heads, head_dim])."""
     first, second = x.chunk(2, dim=-1)
     return torch.cat((first * cos - second * sin, first * sin + second * cos), dim=-1)
 
@@ -60,6 +82,103 @@ def document_mask(segments: torch.Tensor) -> torch.Tensor:
     return (same_document & causal)[:, None]
 
 
+# ---------------------------------------------------------------------------------------------
+# How attention runs: chosen once per batch (plan_attention), applied per layer (attend)
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    """``kind`` is ``causal`` (no mask), ``masked`` or ``flex`` (``mask`` the boolean mask or the
+    ``BlockMask``)."""
+
+    kind: str
+    mask: Any = None  # masked: boolean [batch, 1, seq, seq]; flex: a BlockMask
+
+
+def document_block_mask(segments: torch.Tensor, compiled: bool = True) -> Any:
+    """FlexAttention's document-causal ``BlockMask`` for ``segments`` [batch, seq]. ``compiled``
+    builds it with ``torch.compile(create_block_mask)``, which never materialises the
+    [batch, seq, seq] mask (eager does, chunk by chunk: fine for tests)."""
+    document = document_starts(segments).cumsum(dim=1)
+
+    def same_document_causal(b, h, q_index, kv_index):
+        return (document[b, q_index] == document[b, kv_index]) & (q_index >= kv_index)
+
+    batch, seq = segments.shape
+    build = _compiled("create_block_mask") if compiled else create_block_mask
+    return build(same_document_causal, batch, None, seq, seq, device=segments.device)
+
+
+def flex_available(device: torch.device) -> bool:
+    """FlexAttention for packed training batches: on CUDA (on CPU it has no backward) and with
+    gradients on. Without gradients (evaluation, FIM decoding, whose length grows by a token per
+    step and would recompile the kernel at every one) the masked path is used."""
+    return flex_attention is not None and device.type == "cuda" and torch.is_grad_enabled()
+
+
+def plan_attention(segments: torch.Tensor, use_flex: bool | None = None) -> AttentionPlan:
+    """The one place that picks how attention runs for a batch of ``segments`` [batch, seq].
+
+    ``use_flex`` None: FlexAttention for packed rows where ``flex_available`` (CUDA training);
+    True or False forces the choice for packed rows (tests). Looking for a boundary reads one
+    bool back from the device: a sync per forward, which the trainer pays anyway for the loss."""
+    packed = bool(document_starts(segments)[:, 1:].any())
+    if not packed:
+        return AttentionPlan("causal")
+    if use_flex is None:
+        use_flex = flex_available(segments.device)
+    if use_flex:
+        return AttentionPlan("flex", document_block_mask(segments, compiled=segments.device.type == "cuda"))
+    return AttentionPlan("masked", document_mask(segments))
+
+
+_COMPILED: dict[str, Callable] = {}
+
+
+def _compiled(name: str) -> Callable:
+    """``torch.compile`` of FlexAttention's functions, made on first use (CUDA only)."""
+    if name not in _COMPILED:
+        function = {"flex_attention": flex_attention, "create_block_mask": create_block_mask}[name]
+        _COMPILED[name] = torch.compile(function, dynamic=False)
+    return _COMPILED[name]
+
+
+def sdpa_shares_kv_heads(q: torch.Tensor, masked: bool) -> bool:
+    """Whether SDPA can take grouped key/value heads (``enable_gqa``) and still run a fused
+    kernel. On CPU it can, mask or not. On CUDA only its flash kernel can: no mask, half
+    precision (bf16 under the trainer's autocast); otherwise it would fall back to the math
+    kernel, so the heads are copied out instead."""
+    if q.device.type == "cpu":
+        return True
+    half = (torch.float16, torch.bfloat16)
+    device = q.device.type
+    autocast = (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+                and torch.get_autocast_dtype(device) in half)
+    return not masked and (q.dtype in half or autocast)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
+    """Attention of ``q`` [batch, heads, seq, head_dim] over ``k``, ``v`` [batch, kv_heads, seq,
+    head_dim] (each key/value head shared by a group of query heads) as ``plan`` says."""
+    grouped = q.shape[1] != k.shape[1]
+    if plan.kind == "flex":
+        # autocast does not reach into FlexAttention: give q and k the dtype v came out in
+        q, k = q.to(v.dtype), k.to(v.dtype)
+        run = _compiled("flex_attention") if q.device.type == "cuda" else flex_attention
+        return run(q, k, v, block_mask=plan.mask, enable_gqa=grouped)
+    if grouped and not sdpa_shares_kv_heads(q, masked=plan.kind == "masked"):
+        groups = q.shape[1] // k.shape[1]
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+        grouped = False
+    if plan.kind == "causal":
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=grouped)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=plan.mask, enable_gqa=grouped)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
 class Attention(nn.Module):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
@@ -69,18 +188,16 @@ class Attention(nn.Module):
         self.out = nn.Linear(spec.n_heads * spec.head_dim, spec.d_model, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, plan: AttentionPlan
     ) -> torch.Tensor:
+        """``cos``, ``sin`` [batch or 1, seq, 1, head_dim / 2]."""
         batch, seq, _ = x.shape
-        q = self.q(x).view(batch, seq, self.n_heads, self.head_dim).transpose(1, 2)
+        # RoPE on [batch, seq, heads, head_dim], as the projections lay it out (contiguous);
+        # then heads to the front for attention
+        q = rotate(self.q(x).view(batch, seq, self.n_heads, self.head_dim), cos, sin)
         k, v = self.kv(x).view(batch, seq, 2, self.kv_heads, self.head_dim).unbind(dim=2)
-        q, k, v = rotate(q, cos, sin), rotate(k.transpose(1, 2), cos, sin), v.transpose(1, 2)
-        # Share each key/value head across its group of query heads by repeating it: SDPA's
-        # enable_gqa runs only on the flash kernel (no masks) or the math one on CUDA, so with
-        # a document mask it would force the slow math kernel.
-        groups = self.n_heads // self.kv_heads
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        k = rotate(k, cos, sin)
+        y = attend(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), plan)
         return self.out(y.transpose(1, 2).reshape(batch, seq, -1))
 
 
@@ -104,9 +221,9 @@ class Block(nn.Module):
         self.mlp = SwiGLU(spec)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, plan: AttentionPlan
     ) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin, mask)
+        x = x + self.attention(self.attention_norm(x), cos, sin, plan)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -124,6 +241,8 @@ class Decoder(nn.Module):
         exponents = torch.arange(0, spec.head_dim, 2, dtype=torch.float64) / spec.head_dim
         self.register_buffer("inv_freq", (spec.rope_base**-exponents).float(), persistent=False)
         self.attention_scale = 1.0
+        self._rope_cache: tuple | None = None
+        self.use_flex: bool | None = None  # for packed batches; None: FlexAttention in CUDA training
         self.apply(self._init)
 
     @staticmethod
@@ -139,20 +258,39 @@ class Decoder(nn.Module):
         self.inv_freq = inv_freq.to(self.inv_freq.device, torch.float32)
         self.attention_scale = attention_scale
 
+    def rope_table(self, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin [length, head_dim / 2] at positions 0..length-1, times the attention
+        scale; computed once per length and RoPE setting (a new ``inv_freq`` tensor, an in-place
+        change to it, another scale or device all count as new; so does leaving inference mode,
+        whose tensors autograd cannot save)."""
+        inv_freq = self.inv_freq
+        key = (length, inv_freq._version, self.attention_scale, inv_freq.device,
+               torch.is_inference_mode_enabled())
+        cache = self._rope_cache
+        if cache is None or cache[0] is not inv_freq or cache[1] != key:
+            angles = torch.arange(length, device=inv_freq.device, dtype=torch.float32)[:, None] * inv_freq
+            tables = (angles.cos() * self.attention_scale, angles.sin() * self.attention_scale)
+            self._rope_cache = cache = (inv_freq, key, tables)
+        return cache[2]
+
     def rope_tables(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """cos and sin [batch, 1, seq, head_dim / 2] at each token's position in its document."""
-        positions = document_positions(segments).float()
-        angles = positions[:, None, :, None] * self.inv_freq
-        return angles.cos() * self.attention_scale, angles.sin() * self.attention_scale
+        cos, sin = self.rope_table(segments.shape[1])
+        positions = document_positions(segments)
+        return cos[positions][:, None], sin[positions][:, None]
 
     def forward(self, tokens: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         """Logits [batch, seq, vocab] for ``tokens`` [batch, seq] with document ``segments``."""
         x = self.embed(tokens)
-        cos, sin = self.rope_tables(segments)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
-        mask = document_mask(segments)
+        plan = plan_attention(segments, self.use_flex)
+        cos, sin = self.rope_table(tokens.shape[1])
+        if plan.kind != "causal":  # positions restart inside rows
+            positions = document_positions(segments)
+            cos, sin = cos[positions], sin[positions]
+        # [batch or 1, seq, 1, head_dim / 2], against [batch, seq, heads, head_dim]
+        cos, sin = cos.to(x.dtype).unsqueeze(-2), sin.to(x.dtype).unsqueeze(-2)
         for block in self.blocks:
-            x = block(x, cos, sin, mask)
+            x = block(x, cos, sin, plan)
         return self.head(self.norm(x))
 
     def parameter_count(self) -> int:
