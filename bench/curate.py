@@ -51,7 +51,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from api.demo import sample_texts  # noqa: E402  (after the path insert that makes it importable)
+# after the path insert that makes them importable
+from api.demo import sample_texts  # noqa: E402
+from bench.results import write_result  # noqa: E402
 
 WORKERS = 2
 PROSE_STAGES = ("gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality")
@@ -328,10 +330,7 @@ def main() -> None:
         "midtrain_stage_seconds": manifest.stage_seconds,
         "agreement": agree,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "curate.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result(args.output, "curate", result)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ Writes ``bench/results/mixing.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -44,10 +43,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
+from bench.results import write_result  # noqa: E402
 from mixer.build import PlannedMixture, build_mixture, derive_rng  # noqa: E402
 from mixer.dataset import PhaseDataset  # noqa: E402
 from mixer.spec import MixtureSpec  # noqa: E402
-from mixer.stream import open_phase  # noqa: E402
 from mixer.tokenizer import SpecialTokens, load_tokenizer  # noqa: E402
 
 BATCH = 8
@@ -227,11 +226,7 @@ def main() -> None:
         "benchmark": "mixing", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "threads": 1, "throughput": speed, "packing": packed,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "mixing.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"bench: wrote {path}")
+    write_result(args.output, "mixing", result)
 
 
 if __name__ == "__main__":

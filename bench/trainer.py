@@ -27,13 +27,9 @@ round's wall time; the median round is the figure and the best round is reported
 ratio ours / transformers is given both as the ratio of the medians and as the median of the
 per-round ratios (each pair ran within one round).
 
-MFU (model FLOPs utilisation) follows PaLM (Chowdhery et al. 2022, appendix B): training FLOPs
-per token = 6·N + 12·L·d·T, where L is layers, d the model width (heads x head_dim), T the
-sequence length, and N the parameters that do a matmul per token: every parameter except an
-input embedding table that is not also the output head (with tied embeddings the shared
-matrix counts once, for the head; this is nanoGPT's count). The attention term counts the full
-T x T score and value products, as PaLM does, although causal attention needs half of them.
-MFU = FLOPs per token x tokens/s / peak (``mfu`` at the median round, ``mfu_best`` at the best).
+MFU (model FLOPs utilisation) counts FLOPs as the trainer does (``trainer.throughput``, PaLM's
+6·N + 12·L·d·T, N every parameter but an input-only embedding table), so the two report the
+same figure. MFU = FLOPs per token x tokens/s / peak (``mfu`` at the median round, ``mfu_best`` at the best).
 The peak is ``--peak-tflops`` when given; otherwise it is measured before and after the runs, the
 best of several float32 ``torch.matmul`` of square matrices (1024 to 4096) on the same threads:
 a practical peak, below the datasheet FMA rate, and as exposed to other load on the machine as
@@ -50,7 +46,6 @@ name with all of them given. Writes ``bench/results/trainer.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -64,8 +59,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from bench.results import write_result  # noqa: E402
 from trainer.model import Decoder  # noqa: E402
-from trainer.spec import ModelSpec  # noqa: E402
+from trainer.spec import ModelSpec, OptimizerSpec  # noqa: E402
+from trainer.throughput import flops_per_token, matmul_parameters  # noqa: E402
+from trainer.train import build_optimizer  # noqa: E402
 
 PRESETS: dict[str, dict[str, int]] = {
     # 8.2M of the 12.1M parameters are the (tied) embedding: a small model is mostly vocabulary
@@ -74,6 +72,8 @@ PRESETS: dict[str, dict[str, int]] = {
     "125m": {"d_model": 768, "n_layers": 12, "n_heads": 12, "n_kv_heads": 4, "ffn_hidden": 3072,
              "vocab": 32_000, "batch": 2, "seq_len": 512},
 }
+# the trainer's AdamW (weight decay on matrices only) at a typical mid-training setting
+OPTIMIZER = OptimizerSpec(lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
 MODEL_KEYS = ("d_model", "n_layers", "n_heads", "n_kv_heads", "ffn_hidden")
 KEYS = (*MODEL_KEYS, "vocab", "batch", "seq_len")
 
@@ -143,17 +143,6 @@ def copy_into_llama(ours: Decoder, theirs) -> None:
 # FLOPs
 
 
-def matmul_parameters(spec: ModelSpec, vocab_size: int, parameters: int) -> int:
-    """N of 6·N: all parameters but an input embedding table that is not also the head."""
-    return parameters if spec.tie_embeddings else parameters - vocab_size * spec.d_model
-
-
-def flops_per_token(spec: ModelSpec, vocab_size: int, parameters: int, seq_len: int) -> int:
-    """PaLM's training FLOPs per token: 6·N + 12·L·d·T (forward and backward)."""
-    n = matmul_parameters(spec, vocab_size, parameters)
-    return 6 * n + 12 * spec.n_layers * spec.n_heads * spec.head_dim * seq_len
-
-
 def measure_peak_flops(sizes: tuple[int, ...] = (1024, 2048, 3072, 4096), repeats: int = 5) -> float:
     """The best float32 matmul rate (FLOP/s) over square sizes, on the current threads."""
     best = 0.0
@@ -181,15 +170,6 @@ def packed_segments(batch: int, seq_len: int, generator: torch.Generator) -> tor
             segments[row, at:at + length] = document
             at, document = at + length, document + 1
     return segments
-
-
-def adamw(model: torch.nn.Module) -> torch.optim.AdamW:
-    """The trainer's optimizer: weight decay on matrices only."""
-    parameters = list(model.parameters())
-    return torch.optim.AdamW([
-        {"params": [p for p in parameters if p.dim() >= 2], "weight_decay": 0.1},
-        {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},
-    ], lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
 
 
 def training_step(model: torch.nn.Module, forward: Callable[[], torch.Tensor],
@@ -231,7 +211,7 @@ def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) ->
     }
     if args.no_packed:
         del runners["ours_packed"]
-    optimizers = {label: adamw(model) for label, (model, _) in runners.items()}
+    optimizers = {label: build_optimizer(model, OPTIMIZER) for label, (model, _) in runners.items()}
 
     def run(label: str, steps: int) -> float:
         model, forward = runners[label]
@@ -256,14 +236,14 @@ def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) ->
         print(f"bench: {name}: round {number + 1}/{args.repeats}: " + ", ".join(
             f"{label} {rounds[label][-1]:,.0f} tok/s" for label in labels), flush=True)
 
-    per_token = flops_per_token(spec, vocab, parameters, seq_len)
+    per_token = flops_per_token(spec, vocab, seq_len)
     result: dict = {
         "model": {key: fields[key] for key in (*MODEL_KEYS, "vocab")}
         | {"tie_embeddings": spec.tie_embeddings},
         "batch": batch, "seq_len": seq_len, "tokens_per_step": batch * seq_len,
         "parameters": parameters,
         "parameters_non_embedding": parameters - vocab * spec.d_model,
-        "parameters_in_6N": matmul_parameters(spec, vocab, parameters),
+        "parameters_in_6N": matmul_parameters(spec, vocab),
         "flops_per_token": per_token,
         "logits_max_abs_difference": difference,
     }
@@ -348,11 +328,7 @@ def main() -> None:
                           "input-only embedding table (tied: the shared matrix counts once)",
         "configs": results,
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / "trainer.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"bench: wrote {path}")
+    write_result(args.output, "trainer", result)
 
 
 if __name__ == "__main__":

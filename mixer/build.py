@@ -228,8 +228,7 @@ def pack_phase(
         index: source.fim for index, source in enumerate(sources)
         if source.fim is not None and source.fim.level == "context"
     }
-    none = np.zeros(len(sources), dtype=np.int64)
-    fim_counts = ContextFimCounts(fragments=none, spm=none, skipped=none, dropped=none)
+    fim_counts = ContextFimCounts.zeros(len(sources))
     if context_fim:
         packed, fim_counts = fim_contexts(
             packed, context_fim, derive_seed(seed, phase.name, "fim-context"),

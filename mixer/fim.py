@@ -127,6 +127,10 @@ class ContextFimCounts:
     skipped: np.ndarray  # drawn for FIM but left alone: not whole UTF-8 characters on their own
     dropped: np.ndarray  # tokens cut off the context ends because FIM lengthened them
 
+    @classmethod
+    def zeros(cls, n_sources: int) -> "ContextFimCounts":
+        return cls(*(np.zeros(n_sources, dtype=np.int64) for _ in range(4)))
+
 
 @dataclass(frozen=True)
 class _ContextFim:
@@ -231,7 +235,7 @@ def fim_contexts(
     ``dropped_by_source``, and the counts.
     """
     n_sources = len(packed.written_by_source)
-    counts = ContextFimCounts(*(np.zeros(n_sources, dtype=np.int64) for _ in range(4)))
+    counts = ContextFimCounts.zeros(n_sources)
     tokens, segments, sources = packed.tokens.copy(), packed.segments.copy(), packed.sources.copy()
     # rows without a FIM source are never looked at, so they stay byte-identical
     fim_rows = np.flatnonzero(np.isin(packed.sources, list(fim_by_source)).any(axis=1))

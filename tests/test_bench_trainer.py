@@ -11,15 +11,10 @@ import torch
 
 pytest.importorskip("transformers")
 
-from bench.trainer import (  # noqa: E402
-    build_llama,
-    copy_into_llama,
-    flops_per_token,
-    matmul_parameters,
-    parse_config,
-)
+from bench.trainer import build_llama, copy_into_llama, parse_config  # noqa: E402
 from trainer.model import Decoder, plan_attention  # noqa: E402
 from trainer.spec import ModelSpec  # noqa: E402
+from trainer.throughput import flops_per_token, matmul_parameters  # noqa: E402
 
 VOCAB = 97
 TOLERANCE = 1e-4
@@ -122,12 +117,12 @@ def test_gradients_match_transformers():
 def test_flops_follow_palm_with_the_head_counted_once():
     spec = ModelSpec(vocab_size=100, d_model=16, n_layers=2, n_heads=4, ffn_hidden=32)
     parameters = Decoder(spec, 100).parameter_count()
-    assert matmul_parameters(spec, 100, parameters) == parameters  # tied: the shared matrix is the head
+    assert matmul_parameters(spec, 100) == parameters  # tied: the shared matrix is the head
     untied = spec.model_copy(update={"tie_embeddings": False})
     untied_parameters = Decoder(untied, 100).parameter_count()
     assert untied_parameters == parameters + 100 * 16
-    assert matmul_parameters(untied, 100, untied_parameters) == parameters
-    assert flops_per_token(spec, 100, parameters, 64) == 6 * parameters + 12 * 2 * 16 * 64
+    assert matmul_parameters(untied, 100) == parameters
+    assert flops_per_token(spec, 100, 64) == 6 * parameters + 12 * 2 * 16 * 64
 
 
 def test_config_flag_overrides_a_preset_or_needs_every_field():

@@ -31,17 +31,13 @@ class Board:
             elif isinstance(value, NUMBERS) and not isinstance(value, bool):
                 self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
-    def step(self, record: dict[str, Any]) -> None:
-        """A metrics.jsonl record: loss, LR, gradient norm, throughput, losses by domain/source."""
+    def write(self, section: str, record: dict[str, Any]) -> None:
+        """A record's numbers, nested dicts included, under ``section`` at the record's step:
+        ``train`` for metrics.jsonl (loss, LR, gradient norm, throughput, losses by domain and
+        source), ``eval`` for eval.jsonl (held-out losses and perplexities, passkey, FIM)."""
         if self.writer is not None:
             values = {key: value for key, value in record.items() if key not in ("step", "tokens_seen")}
-            self._scalars("train", values, record["step"])
-
-    def evaluation(self, record: dict[str, Any]) -> None:
-        """An eval.jsonl record: held-out losses and perplexities, passkey, FIM exact match."""
-        if self.writer is not None:
-            values = {key: value for key, value in record.items() if key not in ("step", "tokens_seen")}
-            self._scalars("eval", values, record["step"])
+            self._scalars(section, values, record["step"])
 
     def close(self) -> None:
         if self.writer is not None:

@@ -1,10 +1,12 @@
 """Training FLOPs per token and model FLOPs utilisation (MFU).
 
-FLOPs follow the PaLM paper's accounting (Chowdhery et al. 2022, appendix B): 6 per weight of
-every matmul per token (2 forward, 4 backward), the output head included and the embedding
-lookup not, plus ``12 · layers · seq_len · d_attention`` for the attention scores and the
-weighted sum of values (counted in full, as PaLM does, though a causal mask needs half).
-MFU is the FLOPs a step's tokens needed over what the device could do in its time at peak.
+FLOPs follow the PaLM paper's accounting (Chowdhery et al. 2022, appendix B): ``6 · N`` per
+token (2 forward, 4 backward) with N every parameter but an input embedding table that is not
+also the output head (with tied embeddings the shared matrix counts once, as the head), plus
+``12 · layers · seq_len · d_attention`` for the attention scores and the weighted sum of values
+(counted in full, as PaLM does, though a causal mask needs half). MFU is the FLOPs a step's
+tokens needed over what the device could do in its time at peak. ``bench/trainer.py`` uses the
+same count.
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
 )
 
 
-def flops_per_token(spec: ModelSpec, vocab_size: int, seq_len: int) -> float:
+def matmul_parameters(spec: ModelSpec, vocab_size: int) -> int:
+    """N of 6·N: the decoder's parameters (``trainer.model.Decoder``) but an input-only
+    embedding table."""
+    d, head_dim = spec.d_model, spec.head_dim
+    attention = d * spec.n_heads * head_dim + 2 * d * spec.kv_heads * head_dim + spec.n_heads * head_dim * d
+    block = attention + 3 * d * spec.ffn_hidden + 2 * d  # q, kv, out; gate, up, down; two norms
+    return spec.n_layers * block + d + vocab_size * d  # the final norm, the head
+
+
+def flops_per_token(spec: ModelSpec, vocab_size: int, seq_len: int) -> int:
     """Training FLOPs for one token of a ``seq_len`` sequence."""
-    d, heads, kv = spec.d_model, spec.n_heads, spec.kv_heads
-    attention_weights = d * heads * spec.head_dim + 2 * d * kv * spec.head_dim + heads * spec.head_dim * d
-    mlp_weights = 3 * d * spec.ffn_hidden
-    matmul_weights = spec.n_layers * (attention_weights + mlp_weights) + d * vocab_size
-    attention = 12 * spec.n_layers * seq_len * heads * spec.head_dim
-    return 6.0 * matmul_weights + attention
+    attention = 12 * spec.n_layers * seq_len * spec.n_heads * spec.head_dim
+    return 6 * matmul_parameters(spec, vocab_size) + attention
 
 
 def peak_flops(device: torch.device, override_tflops: float | None = None) -> float | None:

@@ -27,7 +27,7 @@ import math
 import os
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Callable
 
@@ -83,7 +83,6 @@ class PlannedPhase:
     steps: int
     first_token: int  # tokens seen across the run when this phase starts
     held_out: int  # batches at the end of the built phase kept out of training, for evaluation
-    flops_per_token: float = 0.0  # training FLOPs (trainer.throughput), once the vocabulary is known
     world_size: int = 1  # data-parallel ranks, each taking batch_size sequences a step
 
     @property
@@ -242,6 +241,12 @@ def checkpoint_dir(spec: TrainSpec) -> Path:
     return checkpoint_dir_of(Path(spec.output))
 
 
+def latest_checkpoint(output: Path) -> Path | None:
+    """The checkpoint a run's ``checkpoints/latest`` names, or None when it has none."""
+    pointer = checkpoint_dir_of(output) / "latest"
+    return checkpoint_dir_of(output) / pointer.read_text().strip() if pointer.exists() else None
+
+
 def phase_name(spec: TrainSpec, position: Position) -> str | None:
     """The phase a position is in; None once every phase is done."""
     return spec.phases[position.phase_index].name if position.phase_index < len(spec.phases) else None
@@ -297,10 +302,10 @@ def load_weights(spec: TrainSpec, model: Decoder, sharded: bool = False) -> None
     this spec's optimizer and schedule from the start."""
     path = Path(spec.init_from)
     if path.is_dir():
-        pointer = checkpoint_dir_of(path) / "latest"
-        if not pointer.exists():
+        latest = latest_checkpoint(path)
+        if latest is None:
             raise FileNotFoundError(f"{path}: init_from is a directory without checkpoints/latest")
-        path = checkpoint_dir_of(path) / pointer.read_text().strip()
+        path = latest
     if not path.is_file():
         raise FileNotFoundError(f"{path}: init_from checkpoint not found")
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -316,10 +321,9 @@ def load_checkpoint(
     spec: TrainSpec, model: Decoder, optimizer: torch.optim.Optimizer, sharded: bool = False
 ) -> tuple[Position, StreamState | None]:
     """Restore the checkpoint ``latest`` names; returns where to continue and the stream state."""
-    pointer = checkpoint_dir(spec) / "latest"
-    if not pointer.exists():
-        raise FileNotFoundError(f"{pointer}: no checkpoint to resume from")
-    path = checkpoint_dir(spec) / pointer.read_text().strip()
+    path = latest_checkpoint(Path(spec.output))
+    if path is None:
+        raise FileNotFoundError(f"{checkpoint_dir(spec) / 'latest'}: no checkpoint to resume from")
     state = torch.load(path, map_location="cpu", weights_only=True)
     position = Position(**state["position"])
     check_resumable(spec, state["spec"], position, path)
@@ -536,9 +540,10 @@ class Run:
             "tokens_per_s": round(tokens_per_s, 1),
         }
         if self.peak_flops is not None:
-            record["mfu"] = round(phase.flops_per_token * tokens_per_s / self.peak_flops, 5)
+            flops = flops_per_token(self.spec.model, self.model.embed.num_embeddings, phase.spec.seq_len)
+            record["mfu"] = round(flops * tokens_per_s / self.peak_flops, 5)
         self.write(self.metrics, record)
-        self.board.step(record)
+        self.board.write("train", record)
         done = position.batches_in_phase
         last = done == phase.steps
         if done % self.spec.log_every == 0 or last:
@@ -548,7 +553,7 @@ class Run:
         if evaluates and (position.step % self.spec.eval_every == 0 or last):
             evaluation = self.evaluate(phase, position, phase_end=last)
             self.write(self.evals, evaluation)
-            self.board.evaluation(evaluation)
+            self.board.write("eval", evaluation)
             self.step_started = time.perf_counter()  # evaluation time is not a step's
         if position.step % self.spec.checkpoint_every == 0 and not last:  # a phase's end saves anyway
             self.flush()
@@ -567,7 +572,7 @@ class Run:
             loss = sum(item.loss.item() for item in losses) / len(losses)
             by_domain = mean_by_key([item.by_domain for item in losses])
             results[planned.spec.name] = {
-                "loss": round(loss, 6), "perplexity": round(math.exp(min(loss, 700.0)), 4),
+                "loss": round(loss, 6), "perplexity": round(perplexity({"all": loss})["all"], 4),
                 "loss_by_domain": by_domain, "perplexity_by_domain": perplexity(by_domain),
             }
         line = ", ".join(f"{name} {result['loss']:.3f}" for name, result in results.items())
@@ -630,10 +635,7 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
     output.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(spec.seed)
-    vocab = vocabulary_size(spec)
-    model = Decoder(spec.model, vocab).to(device)
-    planned = [replace(phase, flops_per_token=flops_per_token(spec.model, vocab, phase.spec.seq_len))
-               for phase in planned]
+    model = Decoder(spec.model, vocabulary_size(spec)).to(device)
     sharded = is_sharded(world, spec.data_parallel == "fsdp")
     trainable = wrap(model, world, device, sharded)  # before the optimizer: sharding replaces parameters
     optimizer = build_optimizer(model, spec.optimizer)
