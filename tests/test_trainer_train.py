@@ -495,3 +495,14 @@ def test_torchrun_fsdp_shards_and_resumes_from_its_full_checkpoints(mixture, tmp
     (resumed / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines[:4]))
     torchrun(whole.model_copy(update={"output": str(resumed)}), "--resume")
     assert [line["loss"] for line in records(resumed)] == [line["loss"] for line in lines]
+
+
+def test_data_parallel_fsdp_in_a_single_process_resumes_exactly(reference, mixture, tmp_path):
+    """Without torchrun nothing is sharded, so its checkpoints are plain ones and resume as such."""
+    output = tmp_path / "fsdp-alone"
+    spec = train_spec(mixture, output, data_parallel="fsdp")
+    run_training(spec)
+    (output / "checkpoints" / "latest").write_text("step-0000010.pt\n")
+    (output / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in records(output)[:10]))
+    run_training(spec, resume=True)
+    assert losses(output) == losses(reference["output"])

@@ -253,9 +253,10 @@ def phase_name(spec: TrainSpec, position: Position) -> str | None:
 
 
 def save_checkpoint(
-    spec: TrainSpec, weights: tuple[dict, dict], position: Position, stream: StreamState | None,
+    spec: TrainSpec, weights: tuple[dict, dict], by_name: bool, position: Position, stream: StreamState | None,
 ) -> Path:
-    """``weights``: the model's and optimizer's state dicts (``trainer.distributed.full_state``);
+    """``weights``: the model's and optimizer's state dicts (``trainer.distributed.full_state``),
+    the optimizer's keyed by parameter name when ``by_name`` (gathered from a sharded model);
     ``stream``: the state of the phase being read, None once every phase is done."""
     directory = checkpoint_dir(spec)
     directory.mkdir(parents=True, exist_ok=True)
@@ -264,7 +265,7 @@ def save_checkpoint(
     state = {
         "model": model_state,
         "optimizer": optimizer_state,
-        "optimizer_by_name": spec.data_parallel == "fsdp",
+        "optimizer_by_name": by_name,
         "position": asdict(position),
         "phase": phase_name(spec, position),
         "stream": stream.to_dict() if stream is not None else None,
@@ -507,7 +508,7 @@ class Run:
             return
         after_last = position.phase_index >= len(self.planned)
         stream = None if after_last else self.planned[position.phase_index].stream_state(position.batches_in_phase)
-        save_checkpoint(self.spec, weights, position, stream)
+        save_checkpoint(self.spec, weights, self.sharded, position, stream)
 
     def step(self, phase: PlannedPhase, batch: PackedBatch, before: Position) -> Position:
         rewarm_from = phase.first_token if phase.spec.rewarm else None
