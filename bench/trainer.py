@@ -35,8 +35,16 @@ best of several float32 ``torch.matmul`` of square matrices (1024 to 4096) on th
 a practical peak, below the datasheet FMA rate, and as exposed to other load on the machine as
 the runs are. The JSON says which was used.
 
+On a GPU (``--device cuda``) both models run under bf16 autocast, as the trainer does, the
+timing waits for the device (``torch.cuda.synchronize``), and the peak is the GPU's bf16 datasheet
+figure from ``trainer.throughput`` unless ``--peak-tflops`` is given. ``--compile`` compiles
+every block of ours (``Decoder.compile_blocks``, the trainer's ``compile: true``) and every decoder
+layer of theirs, and the warmup then includes the compilation. The issue's GPU target is MFU
+≥ 45% for ``125m:seq_len=2048`` with ``--device cuda --compile``.
+
     .venv/bin/python bench/trainer.py [--config NAME[:key=value,...]] [--threads 2]
-        [--warmup 1] [--repeats 6] [--steps 1] [--peak-tflops T] [--output bench/results]
+        [--warmup 1] [--repeats 6] [--steps 1] [--peak-tflops T] [--device cpu|cuda]
+        [--compile] [--output bench/results]
 
 ``--config`` may repeat; NAME is a preset (``10m``, ``125m``) whose fields the key=value pairs
 override (d_model, n_layers, n_heads, n_kv_heads, ffn_hidden, vocab, batch, seq_len), or a new
@@ -62,7 +70,7 @@ import torch.nn.functional as F  # noqa: E402
 from bench.results import write_result  # noqa: E402
 from trainer.model import Decoder  # noqa: E402
 from trainer.spec import ModelSpec, OptimizerSpec  # noqa: E402
-from trainer.throughput import flops_per_token, matmul_parameters  # noqa: E402
+from trainer.throughput import flops_per_token, matmul_parameters, peak_flops  # noqa: E402
 from trainer.train import build_optimizer  # noqa: E402
 
 PRESETS: dict[str, dict[str, int]] = {
@@ -174,7 +182,8 @@ def packed_segments(batch: int, seq_len: int, generator: torch.Generator) -> tor
 
 def training_step(model: torch.nn.Module, forward: Callable[[], torch.Tensor],
                   optimizer: torch.optim.Optimizer, targets: torch.Tensor) -> float:
-    logits = forward()
+    with torch.autocast(targets.device.type, dtype=torch.bfloat16, enabled=targets.device.type == "cuda"):
+        logits = forward()
     loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -186,6 +195,7 @@ def training_step(model: torch.nn.Module, forward: Callable[[], torch.Tensor],
 def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) -> dict:
     spec = ModelSpec(vocab_size=fields["vocab"], **{key: fields[key] for key in MODEL_KEYS})
     vocab, batch, seq_len = fields["vocab"], fields["batch"], fields["seq_len"]
+    device = torch.device(args.device)
     torch.manual_seed(args.seed)
     ours = Decoder(spec, vocab).train()
     theirs = build_llama(spec, vocab, max_positions=max(seq_len, 4096)).train()
@@ -194,15 +204,21 @@ def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) ->
     assert parameters == sum(p.numel() for p in theirs.parameters()), "the two models differ in size"
     packed_ours = Decoder(spec, vocab).train()
     packed_ours.load_state_dict(ours.state_dict())
+    ours, theirs, packed_ours = (model.to(device) for model in (ours, theirs, packed_ours))
 
     generator = torch.Generator().manual_seed(args.seed)
     ids = torch.randint(0, vocab, (batch, seq_len + 1), generator=generator)
-    tokens, targets = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+    tokens, targets = ids[:, :-1].contiguous().to(device), ids[:, 1:].contiguous().to(device)
     one_document = torch.zeros_like(tokens)
-    packed = packed_segments(batch, seq_len, generator)
+    packed = packed_segments(batch, seq_len, generator).to(device)
 
-    with torch.no_grad():
+    with torch.no_grad():  # before compiling: the eager models compute the same function
         difference = (ours(tokens, one_document) - theirs(input_ids=tokens).logits).abs().max().item()
+    if args.compile:
+        for model in (ours, packed_ours):
+            model.compile_blocks()
+        for layer in theirs.model.layers:
+            layer.compile()
 
     runners = {
         "ours": (ours, lambda: ours(tokens, one_document)),
@@ -218,6 +234,8 @@ def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) ->
         start = time.perf_counter()
         for _ in range(steps):
             training_step(model, forward, optimizers[label], targets)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
     print(f"bench: {name}: {parameters:,} parameters, batch {batch} x {seq_len}, "
@@ -288,6 +306,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="peak FLOP rate for MFU, in TFLOP/s (default: measure a float32 matmul)")
     parser.add_argument("--no-packed", action="store_true", help="skip ours on a packed batch")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every block of both models")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
@@ -297,17 +317,23 @@ def main() -> None:
     import transformers
 
     measured: list[float] = []
-    if args.peak_tflops is None:  # before and after the runs; the better of the two
+    gpu = torch.device(args.device) if args.device == "cuda" else None
+    datasheet = peak_flops(gpu, args.peak_tflops) if gpu is not None else None
+    if gpu is not None and datasheet is None:
+        parser.error(f"no known bf16 peak for {torch.cuda.get_device_name(gpu)}: give --peak-tflops")
+    if args.peak_tflops is None and gpu is None:  # before and after the runs; the better of the two
         print("bench: measuring the float32 matmul peak ...", flush=True)
         measured.append(measure_peak_flops())
         print(f"bench: {measured[0] / 1e12:.3f} TFLOP/s", flush=True)
     results = {name: bench_config(name, fields, args) for name, fields in configs}
-    if args.peak_tflops is None:
+    if args.peak_tflops is not None:
+        peak, source = args.peak_tflops * 1e12, "--peak-tflops"
+    elif gpu is not None:
+        peak, source = datasheet, f"bf16 datasheet peak of {torch.cuda.get_device_name(gpu)}"
+    else:
         measured.append(measure_peak_flops())
         peak = max(measured)
         source = "measured: the best float32 torch.matmul (square, 1024-4096) before and after the runs"
-    else:
-        peak, source = args.peak_tflops * 1e12, "--peak-tflops"
     print(f"bench: peak {peak / 1e12:.3f} TFLOP/s ({source})", flush=True)
     for config in results.values():
         for label in ("ours", "transformers", "ours_packed"):
@@ -320,7 +346,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version(), "torch": torch.__version__,
                     "transformers": transformers.__version__},
-        "threads": args.threads, "device": "cpu", "dtype": "float32",
+        "threads": args.threads, "device": torch.cuda.get_device_name(gpu) if gpu is not None else "cpu",
+        "dtype": "bfloat16 autocast" if gpu is not None else "float32", "compile": args.compile,
         "warmup": args.warmup, "repeats": args.repeats, "steps_per_round": args.steps,
         "peak_tflops": round(peak / 1e12, 4), "peak_source": source,
         "peak_tflops_measured_before_and_after": [round(value / 1e12, 4) for value in measured],

@@ -293,5 +293,12 @@ class Decoder(nn.Module):
             x = block(x, cos, sin, plan)
         return self.head(self.norm(x))
 
+    def compile_blocks(self) -> None:
+        """``torch.compile`` each block in place, as torchtitan does: the attention plan and the
+        RoPE gather stay eager (they look at the data), parameter names stay as they are (so
+        checkpoints do not change), and under FSDP2 each block is compiled before it is sharded."""
+        for block in self.blocks:
+            block.compile()
+
     def parameter_count(self) -> int:
         return sum(parameter.numel() for parameter in self.parameters())

@@ -174,7 +174,8 @@ def build_optimizer(model: Decoder, spec: OptimizerSpec) -> torch.optim.AdamW:
         {"params": decay, "weight_decay": spec.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps)
+    fused = spec.implementation == "fused"
+    return torch.optim.AdamW(groups, lr=spec.lr, betas=spec.betas, eps=spec.eps, fused=fused, foreach=not fused)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -637,6 +638,8 @@ def run_training(spec: TrainSpec, progress: Progress | None = None, resume: bool
 
     torch.manual_seed(spec.seed)
     model = Decoder(spec.model, vocabulary_size(spec)).to(device)
+    if spec.compile:
+        model.compile_blocks()
     sharded = is_sharded(world, spec.data_parallel == "fsdp")
     trainable = wrap(model, world, device, sharded)  # before the optimizer: sharding replaces parameters
     optimizer = build_optimizer(model, spec.optimizer)
