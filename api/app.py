@@ -14,18 +14,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version as package_version
-from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import TOKEN_ENV, ProblemError, get_store, require_token
-from api.schemas import FieldError, Health, MixturePage, MixtureRecord, Problem
-from api.state import MixtureStore
-from mixer.spec import MixtureSpec
+from api.deps import TOKEN_ENV, ProblemError
+from api.routes import ROUTERS
+from api.schemas import FieldError, Health, Problem
+from api.state import Store
 
 MAX_BODY_ENV = "MIDTRAIN_MAX_BODY_BYTES"
 MAX_BODY_BYTES = 1 << 20  # a mixture spec is a few KiB; 1 MiB leaves room and bounds memory
@@ -157,69 +156,6 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return problem(500, "an unexpected error occurred; see the server log")
 
 
-# Documented on every protected route, so /docs shows the problem schema, not FastAPI's default.
-_PROBLEMS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "missing or wrong bearer token"},
-    413: {"model": Problem, "description": "request body over the size limit"},
-    422: {"model": Problem, "description": "invalid input; `field` names it"},
-}
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such mixture"}}
-
-router = APIRouter(prefix="/mixtures", tags=["mixtures"], dependencies=[Depends(require_token)],
-                   responses=_PROBLEMS)
-
-
-@router.post("", response_model=MixtureRecord, status_code=201)
-def create_mixture(spec: MixtureSpec, store: MixtureStore = Depends(get_store)) -> dict[str, Any]:
-    """Save a mixture spec: version 1 of a new name, else the next version of that name."""
-    return store.create(spec)
-
-
-@router.get("", response_model=MixturePage)
-def list_mixtures(
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
-    store: MixtureStore = Depends(get_store),
-) -> dict[str, Any]:
-    """The latest version of every mixture, by name."""
-    items, total = store.list(limit, offset)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-@router.get("/{name}", response_model=MixtureRecord, responses=_NOT_FOUND)
-def get_mixture(name: str, store: MixtureStore = Depends(get_store)) -> dict[str, Any]:
-    """The latest version of one mixture."""
-    return _found(store.get(name), f"no mixture {name!r}")
-
-
-@router.get("/{name}/versions", response_model=MixturePage, responses=_NOT_FOUND)
-def list_mixture_versions(
-    name: str,
-    limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
-    store: MixtureStore = Depends(get_store),
-) -> dict[str, Any]:
-    """Every version of one mixture, oldest first."""
-    items, total = store.versions(name, limit, offset)
-    if total == 0:
-        raise ProblemError(404, "Not Found", f"no mixture {name!r}")
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
-
-
-@router.get("/{name}/versions/{version}", response_model=MixtureRecord, responses=_NOT_FOUND)
-def get_mixture_version(
-    name: str, version: int = Path(ge=1), store: MixtureStore = Depends(get_store)
-) -> dict[str, Any]:
-    """One version of one mixture; versions never change once saved."""
-    return _found(store.get(name, version), f"no mixture {name!r} version {version}")
-
-
-def _found(record: dict[str, Any] | None, detail: str) -> dict[str, Any]:
-    if record is None:
-        raise ProblemError(404, "Not Found", detail)
-    return record
-
-
 def create_app(state_path: str | None = None, max_body_bytes: int | None = None) -> FastAPI:
     """The API over the DuckDB state at ``state_path`` (else ``$MIDTRAIN_STATE``, else
     ``runs/midtrain-state.duckdb``). The bearer token (``$MIDTRAIN_API_TOKEN``) and the body
@@ -231,7 +167,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Opened here, not at import, so the state file is locked only while serving.
-        app.state.store = MixtureStore(state_path)
+        app.state.store = Store(state_path)
         if token is None:
             log.warning("%s is not set: the API accepts requests without a token", TOKEN_ENV)
         try:
@@ -250,7 +186,8 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None)
         """Liveness, without auth: for container health checks."""
         return Health(status="ok", version=api_version())
 
-    app.include_router(router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

@@ -7,7 +7,7 @@ import hmac
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.state import MixtureStore
+from api.state import Store
 
 TOKEN_ENV = "MIDTRAIN_API_TOKEN"
 
@@ -50,5 +50,5 @@ def require_token(
         )
 
 
-def get_store(request: Request) -> MixtureStore:
+def get_store(request: Request) -> Store:
     return request.app.state.store

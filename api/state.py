@@ -1,5 +1,6 @@
 """The service's own state in an embedded DuckDB file, with ordered schema migrations applied
-on open. Mixtures are immutable: saving a name that exists adds the next version.
+on open: mixture versions (immutable: saving a name that exists adds the next version),
+registered sources, and the records of launched jobs (``api.jobs``).
 
 DuckDB rather than SQLite because the rest of the product already queries Parquet through
 DuckDB; one embedded engine is one dependency less. A DuckDB file admits one writing process,
@@ -41,9 +42,40 @@ def _create_mixtures(connection: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _create_sources(connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(
+        """
+        CREATE TABLE sources (
+            name VARCHAR PRIMARY KEY,
+            spec JSON NOT NULL,  -- a curate config's source entry (pipelines.config.SourceConfig)
+            created_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+def _create_jobs(connection: duckdb.DuckDBPyConnection) -> None:
+    connection.execute(
+        """
+        CREATE TABLE jobs (
+            id VARCHAR PRIMARY KEY,
+            kind VARCHAR NOT NULL,       -- curation | mix-build | training
+            status VARCHAR NOT NULL,     -- running | succeeded | failed | cancelled
+            request JSON NOT NULL,       -- what the job runs: the validated spec, paths resolved
+            output VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            attempts INTEGER NOT NULL,   -- launches: 1, plus one per resume after a lost worker
+            error VARCHAR,
+            result JSON
+        )
+        """
+    )
+
+
 # Append only: a migration, once released, never changes; its position (from 1) is the schema
 # version it brings the database to.
-MIGRATIONS: list[Migration] = [_create_mixtures]
+MIGRATIONS: list[Migration] = [_create_mixtures, _create_sources, _create_jobs]
 
 
 class SchemaTooNewError(RuntimeError):
@@ -88,10 +120,16 @@ def state_path(path: str | Path | None = None) -> Path:
 _COLUMNS = "name, version, sha256, spec, created_at"
 
 
-class MixtureStore:
-    """Mixture versions in DuckDB. One connection guarded by a lock: FastAPI runs sync handlers
-    on a thread pool, and a DuckDB connection is not safe to share across threads unguarded.
-    Every statement is parameterised; names never become SQL text."""
+def utc_now() -> datetime:
+    """Timestamps are stored naive, in UTC."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Store:
+    """The state file. One connection guarded by a lock: FastAPI runs sync handlers on a thread
+    pool, and a DuckDB connection is not safe to share across threads unguarded. Every
+    statement is parameterised; names never become SQL text. Mixture versions are methods
+    here; other tables (``api.jobs``, the sources) go through ``execute``."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = state_path(path)
@@ -109,17 +147,23 @@ class MixtureStore:
         with self._lock:
             self._connection.close()
 
-    def __enter__(self) -> "MixtureStore":
+    def __enter__(self) -> "Store":
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def create(self, spec: MixtureSpec) -> dict[str, Any]:
+    def execute(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
+        """One parameterised statement under the lock; its rows (none for a write)."""
+        with self._lock:
+            result = self._connection.execute(sql, parameters or [])
+            return result.fetchall() if result.description else []
+
+    def create_mixture(self, spec: MixtureSpec) -> dict[str, Any]:
         """Store ``spec`` as the next version of its name (1 for a new name); returns the record."""
         text = canonical_spec(spec)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        created_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        created_at = utc_now()
         with self._lock:
             connection = self._connection
             # The lock serialises this process; the transaction and the primary key keep two
@@ -140,7 +184,7 @@ class MixtureStore:
                 raise
         return _record((spec.name, version, digest, text, created_at))
 
-    def get(self, name: str, version: int | None = None) -> dict[str, Any] | None:
+    def get_mixture(self, name: str, version: int | None = None) -> dict[str, Any] | None:
         """One version of a mixture, the latest when ``version`` is None; None when absent."""
         query = f"SELECT {_COLUMNS} FROM mixtures WHERE name = ?"
         parameters: list[Any] = [name]
@@ -153,7 +197,7 @@ class MixtureStore:
             row = self._connection.execute(query, parameters).fetchone()
         return _record(row) if row else None
 
-    def list(self, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def list_mixtures(self, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """The latest version of each mixture, by name; and how many names there are."""
         with self._lock:
             rows = self._connection.execute(
@@ -167,7 +211,7 @@ class MixtureStore:
             total = self._connection.execute("SELECT count(DISTINCT name) FROM mixtures").fetchone()[0]
         return [_record(row) for row in rows], int(total)
 
-    def versions(self, name: str, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    def mixture_versions(self, name: str, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Every version of one mixture, oldest first; and how many there are (0: no such name)."""
         with self._lock:
             rows = self._connection.execute(

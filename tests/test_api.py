@@ -193,7 +193,7 @@ def test_an_unexpected_failure_is_a_500_problem_without_internals(state, monkeyp
         def broken(*_args, **_kwargs):
             raise RuntimeError("secret internals")
 
-        monkeypatch.setattr(client.app.state.store, "list", broken)
+        monkeypatch.setattr(client.app.state.store, "list_mixtures", broken)
         response = client.get("/mixtures")
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"

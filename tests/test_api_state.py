@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import duckdb
 import pytest
 
-from api.state import MIGRATIONS, MixtureStore, SchemaTooNewError, migrate
+from api.state import MIGRATIONS, Store, SchemaTooNewError, migrate
 from mixer.spec import MixtureSpec
 
 SPEC = MixtureSpec.model_validate({
@@ -21,9 +21,9 @@ SPEC = MixtureSpec.model_validate({
 
 def test_migrations_run_once_and_record_the_version(tmp_path):
     path = tmp_path / "state.duckdb"
-    with MixtureStore(path) as store:
+    with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
-    with MixtureStore(path):  # reopening applies nothing twice
+    with Store(path):  # reopening applies nothing twice
         pass
     with duckdb.connect(str(path)) as connection:
         versions = [row[0] for row in connection.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()]
@@ -32,8 +32,8 @@ def test_migrations_run_once_and_record_the_version(tmp_path):
 
 def test_a_later_migration_applies_to_an_existing_file(tmp_path):
     path = str(tmp_path / "state.duckdb")
-    with MixtureStore(path) as store:
-        store.create(SPEC)
+    with Store(path) as store:
+        store.create_mixture(SPEC)
 
     def add_label(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute("ALTER TABLE mixtures ADD COLUMN label VARCHAR")
@@ -45,7 +45,7 @@ def test_a_later_migration_applies_to_an_existing_file(tmp_path):
 
 def test_a_failed_migration_leaves_the_previous_version(tmp_path):
     path = str(tmp_path / "state.duckdb")
-    MixtureStore(path).close()
+    Store(path).close()
 
     def broken(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute("CREATE TABLE half_done (x INTEGER)")
@@ -61,40 +61,40 @@ def test_a_failed_migration_leaves_the_previous_version(tmp_path):
 
 def test_a_newer_schema_is_refused(tmp_path):
     path = str(tmp_path / "state.duckdb")
-    MixtureStore(path).close()
+    Store(path).close()
     with duckdb.connect(path) as connection:
         connection.execute("INSERT INTO schema_version VALUES (?)", [len(MIGRATIONS) + 1])
     with pytest.raises(SchemaTooNewError):
-        MixtureStore(path)
+        Store(path)
 
 
 def test_versions_are_immutable_and_numbered_per_name(tmp_path):
-    with MixtureStore(tmp_path / "state.duckdb") as store:
-        first = store.create(SPEC)
-        second = store.create(SPEC.model_copy(update={"seed": 7}))
-        other = store.create(SPEC.model_copy(update={"name": "general"}))
+    with Store(tmp_path / "state.duckdb") as store:
+        first = store.create_mixture(SPEC)
+        second = store.create_mixture(SPEC.model_copy(update={"seed": 7}))
+        other = store.create_mixture(SPEC.model_copy(update={"name": "general"}))
         assert (first["version"], second["version"], other["version"]) == (1, 2, 1)
-        assert store.get("anneal", 1) == first and store.get("anneal") == second
-        assert store.get("anneal", 3) is None and store.get("nope") is None
-        items, total = store.list(limit=10, offset=0)
+        assert store.get_mixture("anneal", 1) == first and store.get_mixture("anneal") == second
+        assert store.get_mixture("anneal", 3) is None and store.get_mixture("nope") is None
+        items, total = store.list_mixtures(limit=10, offset=0)
         assert total == 2 and [(item["name"], item["version"]) for item in items] == [("anneal", 2), ("general", 1)]
-        versions, count = store.versions("anneal", limit=1, offset=1)
+        versions, count = store.mixture_versions("anneal", limit=1, offset=1)
         assert count == 2 and versions == [second]
         # The same spec saved twice is two versions with one digest.
-        assert store.create(SPEC)["sha256"] == first["sha256"]
+        assert store.create_mixture(SPEC)["sha256"] == first["sha256"]
 
 
 def test_names_are_parameters_not_sql(tmp_path):
-    with MixtureStore(tmp_path / "state.duckdb") as store:
-        store.create(SPEC)
-        assert store.get("anneal' OR '1'='1") is None
-        assert store.versions("x'; DROP TABLE mixtures; --")[1] == 0
-        assert store.get("anneal") is not None
+    with Store(tmp_path / "state.duckdb") as store:
+        store.create_mixture(SPEC)
+        assert store.get_mixture("anneal' OR '1'='1") is None
+        assert store.mixture_versions("x'; DROP TABLE mixtures; --")[1] == 0
+        assert store.get_mixture("anneal") is not None
 
 
 def test_concurrent_creates_get_distinct_versions(tmp_path):
-    with MixtureStore(tmp_path / "state.duckdb") as store:
+    with Store(tmp_path / "state.duckdb") as store:
         with ThreadPoolExecutor(max_workers=8) as pool:
-            records = list(pool.map(lambda _: store.create(SPEC), range(32)))
+            records = list(pool.map(lambda _: store.create_mixture(SPEC), range(32)))
         assert sorted(record["version"] for record in records) == list(range(1, 33))
-        assert store.versions("anneal", limit=100)[1] == 32
+        assert store.mixture_versions("anneal", limit=100)[1] == 32

@@ -1,0 +1,22 @@
+"""What every router shares: the problems documented on protected routes, and 404s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.deps import ProblemError
+from api.schemas import Problem
+
+# Documented on every protected route, so /docs shows the problem schema, not FastAPI's default.
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or wrong bearer token"},
+    413: {"model": Problem, "description": "request body over the size limit"},
+    422: {"model": Problem, "description": "invalid input; `field` names it"},
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such resource"}}
+
+
+def found(record: dict[str, Any] | None, detail: str) -> dict[str, Any]:
+    if record is None:
+        raise ProblemError(404, "Not Found", detail)
+    return record
