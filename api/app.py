@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TOKEN_ENV, ProblemError
+from api.paths import DataRoots
 from api.routes import ROUTERS
 from api.schemas import FieldError, Health, Problem
 from api.state import Store
@@ -156,7 +157,8 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return problem(500, "an unexpected error occurred; see the server log")
 
 
-def create_app(state_path: str | None = None, max_body_bytes: int | None = None) -> FastAPI:
+def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
+               data_roots: DataRoots | None = None) -> FastAPI:
     """The API over the DuckDB state at ``state_path`` (else ``$MIDTRAIN_STATE``, else
     ``runs/midtrain-state.duckdb``). The bearer token (``$MIDTRAIN_API_TOKEN``) and the body
     limit (argument, else ``$MIDTRAIN_MAX_BODY_BYTES``, else 1 MiB) are read once, here."""
@@ -178,6 +180,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None)
     app = FastAPI(title="midtrain", version=api_version(), lifespan=lifespan,
                   description="Define LLM mid-training mixtures; errors are RFC 7807 problems.")
     app.state.api_token = token
+    app.state.roots = data_roots or DataRoots.from_env()  # api.paths: where request paths may point
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     _install_problem_handlers(app)
 
