@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from importlib.metadata import PackageNotFoundError, version as package_version
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,12 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TOKEN_ENV, ProblemError
-from api.paths import DataRoots
+from api.jobs import RECONCILE_SECONDS, Jobs, Reconciler
+from api.paths import DataRoots, PathError
 from api.routes import ROUTERS
 from api.schemas import FieldError, Health, Problem
 from api.state import Store
 
 MAX_BODY_ENV = "MIDTRAIN_MAX_BODY_BYTES"
+RUNS_ENV = "MIDTRAIN_RUNS"
 MAX_BODY_BYTES = 1 << 20  # a mixture spec is a few KiB; 1 MiB leaves room and bounds memory
 PROBLEM_JSON = "application/problem+json"
 
@@ -139,6 +142,10 @@ def _install_problem_handlers(app: FastAPI) -> None:
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
         return problem(error.status, error.detail, error.title, error.field, headers=error.headers)
 
+    @app.exception_handler(PathError)
+    async def _outside(request: Request, error: PathError) -> JSONResponse:
+        return problem(422, str(error), field=error.field)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = _field_errors(error)
@@ -158,29 +165,39 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
 
 def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
-               data_roots: DataRoots | None = None) -> FastAPI:
+               data_roots: DataRoots | None = None, runs_root: str | Path | None = None,
+               reconcile_seconds: float = RECONCILE_SECONDS) -> FastAPI:
     """The API over the DuckDB state at ``state_path`` (else ``$MIDTRAIN_STATE``, else
     ``runs/midtrain-state.duckdb``). The bearer token (``$MIDTRAIN_API_TOKEN``) and the body
-    limit (argument, else ``$MIDTRAIN_MAX_BODY_BYTES``, else 1 MiB) are read once, here."""
+    limit (argument, else ``$MIDTRAIN_MAX_BODY_BYTES``, else 1 MiB) are read once, here. Jobs
+    keep their files under ``runs_root`` (else ``$MIDTRAIN_RUNS``, else ``runs`` in the first
+    data root), which must be on storage every Ray node sees."""
     token = os.environ.get(TOKEN_ENV) or None
     if max_body_bytes is None:
         max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_BYTES)
+    roots = data_roots or DataRoots.from_env()
+    runs = Path(runs_root or os.environ.get(RUNS_ENV) or roots.roots[0] / "runs").resolve()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Opened here, not at import, so the state file is locked only while serving.
         app.state.store = Store(state_path)
+        app.state.jobs = Jobs(app.state.store, runs)
+        # Running jobs from before a restart are reconciled by the first pass, right away.
+        reconciler = Reconciler(app.state.jobs, reconcile_seconds)
+        reconciler.start()
         if token is None:
             log.warning("%s is not set: the API accepts requests without a token", TOKEN_ENV)
         try:
             yield
         finally:
+            reconciler.stop()  # the jobs go on: their actors are detached
             app.state.store.close()
 
     app = FastAPI(title="midtrain", version=api_version(), lifespan=lifespan,
                   description="Define LLM mid-training mixtures; errors are RFC 7807 problems.")
     app.state.api_token = token
-    app.state.roots = data_roots or DataRoots.from_env()  # api.paths: where request paths may point
+    app.state.roots = roots  # api.paths: where request paths may point
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     _install_problem_handlers(app)
 

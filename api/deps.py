@@ -7,6 +7,7 @@ import hmac
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from api.jobs import Jobs
 from api.state import Store
 
 TOKEN_ENV = "MIDTRAIN_API_TOKEN"
@@ -52,3 +53,7 @@ def require_token(
 
 def get_store(request: Request) -> Store:
     return request.app.state.store
+
+
+def get_jobs(request: Request) -> Jobs:
+    return request.app.state.jobs

@@ -106,7 +106,7 @@ def mix_build(spec: MixtureSpec | str | Path, output: str | Path, progress: Prog
     return build_mixture(spec, str(output), progress=progress)
 
 
-def _training_resources() -> dict[str, float]:
+def training_resources() -> dict[str, float]:
     """Ask Ray for a GPU when the cluster has one; on CPU, the node's cores, since Ray pins a
     task's torch threads to the CPUs it asked for."""
     import ray
@@ -139,7 +139,7 @@ def train(spec: Any, resume: bool = False, on_ray: bool = True, progress: Progre
     from pipelines.runtime import ensure_ray
 
     ensure_ray()
-    task = ray.remote(**_training_resources())(_train_task)
+    task = ray.remote(**training_resources())(_train_task)
     return ray.get(task.remote(spec.model_dump_json(), resume))
 
 
