@@ -30,6 +30,7 @@ from pathlib import Path
 
 from fastapi import Request
 
+from api.deps import ProblemError
 from mixer.spec import MixtureSpec
 from pipelines.config import CurateConfig
 from trainer.spec import TrainSpec
@@ -177,4 +178,9 @@ def get_roots(request: Request) -> DataRoots:
     return request.app.state.roots
 
 
-__all__ = ["ROOTS_ENV", "DataRoots", "PathError", "curate_config", "get_roots", "mixture", "train_spec"]
+def path_problem(error: PathError) -> ProblemError:
+    """The 422 problem for ``error``, naming its field: ``raise path_problem(error) from error``."""
+    return ProblemError(422, "Unprocessable Entity", str(error), field=error.field)
+
+
+__all__ = ["ROOTS_ENV", "DataRoots", "PathError", "curate_config", "get_roots", "mixture", "path_problem", "train_spec"]

@@ -5,21 +5,88 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
 
+from api import service
 from api.deps import ProblemError, get_store, require_token
+from api.paths import DataRoots, PathError, get_roots, path_problem
 from api.routes.common import NOT_FOUND, PROBLEMS, found
 from api.schemas import MixturePage, MixtureRecord
 from api.state import Store
+from mixer.plan import PlanError
 from mixer.spec import MixtureSpec
 
 router = APIRouter(prefix="/mixtures", tags=["mixtures"], dependencies=[Depends(require_token)],
                    responses=PROBLEMS)
 
 
+class MixtureValidation(BaseModel):
+    valid: bool = Field(description="always true: an invalid spec is a 422 problem")
+    spec: dict[str, Any] = Field(description="the spec as POST /mixtures would store it")
+
+
+class PreviewSegment(BaseModel):
+    source: str | None = Field(description="the mixture source; null for padding")
+    domain: str | None
+    padding: bool
+    tokens: int
+    text: str = Field(description="the decoded tokens, special tokens included, cut to max_chars")
+    truncated: bool
+
+
+class PreviewSequence(BaseModel):
+    index: int
+    segments: list[PreviewSegment]
+
+
+class MixturePreview(BaseModel):
+    mixture: str
+    phase: str
+    seq_len: int
+    tokens_budget: int = Field(description="the phase budget the preview was built with")
+    sequences: list[PreviewSequence]
+
+
+def confined(spec: MixtureSpec, roots: DataRoots, inputs: bool = False) -> MixtureSpec:
+    """``spec`` with its paths confined to the data roots (422 naming the field otherwise) and,
+    with ``inputs``, its corpora and tokenizer checked on disk."""
+    try:
+        spec = roots.mixture(spec)
+        if inputs:
+            service.check_mixture_inputs(spec)
+    except PathError as error:
+        raise path_problem(error) from error
+    return spec
+
+
+def stored_spec(store: Store, name: str, version: int | None) -> MixtureSpec:
+    record = store.get_mixture(name, version)
+    if record is None:
+        raise ProblemError(404, "Not Found", f"no mixture {name!r}" + (f" version {version}" if version else ""))
+    return MixtureSpec.model_validate(record["spec"])
+
+
+def plan_problem(spec: MixtureSpec, error: PlanError) -> ProblemError:
+    return ProblemError(422, "Unprocessable Entity", str(error),
+                        field=service.plan_error_field(spec, error.problems[0]) if error.problems else None)
+
+
 @router.post("", response_model=MixtureRecord, status_code=201)
-def create_mixture(spec: MixtureSpec, store: Store = Depends(get_store)) -> dict[str, Any]:
-    """Save a mixture spec: version 1 of a new name, else the next version of that name."""
+def create_mixture(
+    spec: MixtureSpec, store: Store = Depends(get_store), roots: DataRoots = Depends(get_roots)
+) -> dict[str, Any]:
+    """Save a mixture spec: version 1 of a new name, else the next version of that name. Its
+    paths must lie under the data roots; they are stored as given."""
+    confined(spec, roots)
     return store.create_mixture(spec)
+
+
+@router.post("/validate", response_model=MixtureValidation)
+def validate_mixture(spec: MixtureSpec, roots: DataRoots = Depends(get_roots)) -> dict[str, Any]:
+    """Check a spec without saving it: the schema, its paths under the data roots, its corpora
+    folders with curated shards and its tokenizer usable. A problem names the bad field."""
+    confined(spec, roots, inputs=True)
+    return {"valid": True, "spec": spec.model_dump(mode="json")}
 
 
 @router.get("", response_model=MixturePage)
@@ -59,3 +126,43 @@ def get_mixture_version(
 ) -> dict[str, Any]:
     """One version of one mixture; versions never change once saved."""
     return found(store.get_mixture(name, version), f"no mixture {name!r} version {version}")
+
+
+@router.get("/{name}/plan", responses=NOT_FOUND)
+def plan_mixture(
+    name: str,
+    version: int | None = Query(None, ge=1, description="default: the latest"),
+    store: Store = Depends(get_store),
+    roots: DataRoots = Depends(get_roots),
+) -> dict[str, Any]:
+    """The mixer's plan of a stored mixture (mixer.plan.MixturePlan as plan.json has it):
+    tokens per source per phase and the epochs they take. A mixture its corpora cannot supply
+    is a 422 problem naming the phase and source."""
+    spec = confined(stored_spec(store, name, version), roots, inputs=True)
+    try:
+        return service.mixture_plan(spec)
+    except PlanError as error:
+        raise plan_problem(spec, error) from error
+
+
+@router.get("/{name}/preview", response_model=MixturePreview, responses=NOT_FOUND)
+def preview_mixture(
+    name: str,
+    phase: str | None = Query(None, description="default: the first phase"),
+    sequences: int = Query(4, ge=1, le=64),
+    version: int | None = Query(None, ge=1, description="default: the latest"),
+    max_chars: int = Query(2000, ge=0, le=1_000_000, description="each segment's text is cut to this"),
+    store: Store = Depends(get_store),
+    roots: DataRoots = Depends(get_roots),
+) -> dict[str, Any]:
+    """Decoded sample sequences of a phase, built on the fly with the phase's budget cut to
+    ``sequences * seq_len`` tokens: per sequence, its segments' source, domain and text."""
+    spec = stored_spec(store, name, version)
+    phase = phase or spec.phases[0].name
+    if phase not in [candidate.name for candidate in spec.phases]:
+        raise ProblemError(404, "Not Found", f"mixture {name!r} has no phase {phase!r}")
+    spec = confined(spec, roots, inputs=True)
+    try:
+        return service.mixture_preview(spec, phase, sequences, max_chars)
+    except PlanError as error:
+        raise plan_problem(spec, error) from error

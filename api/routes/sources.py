@@ -1,0 +1,71 @@
+"""Sources: named curate-config source entries (contract 2), registered once and named by
+curation runs. Paths are confined to the data roots (``api.paths``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+
+from api.deps import ProblemError, get_store, require_token
+from api.paths import DataRoots, PathError, get_roots, path_problem
+from api.routes.common import NOT_FOUND, PROBLEMS, found
+from api.schemas import Problem
+from api.sources import SourceExistsError, delete_source, get_source, list_sources, register_source
+from api.state import Store
+from pipelines.config import SourceConfig
+
+router = APIRouter(prefix="/sources", tags=["sources"], dependencies=[Depends(require_token)],
+                   responses=PROBLEMS)
+
+
+class SourceRecord(BaseModel):
+    name: str
+    spec: dict[str, Any] = Field(description="the source entry as stored, its path resolved (contract 2)")
+    created_at: str = Field(description="UTC, ISO 8601")
+
+
+class SourcePage(BaseModel):
+    items: list[SourceRecord]
+    total: int = Field(description="items across all pages")
+    limit: int
+    offset: int
+
+
+@router.post("", response_model=SourceRecord, status_code=201,
+             responses={409: {"model": Problem, "description": "a source of that name exists"}})
+def create_source(
+    spec: SourceConfig, store: Store = Depends(get_store), roots: DataRoots = Depends(get_roots)
+) -> dict[str, Any]:
+    """Register a source: its path (a glob) must lie under a data root and match input now."""
+    try:
+        return register_source(store, roots, spec)
+    except PathError as error:
+        raise path_problem(error) from error
+    except SourceExistsError as error:
+        raise ProblemError(409, "Conflict", str(error), field="name") from error
+
+
+@router.get("", response_model=SourcePage)
+def list_all_sources(
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    store: Store = Depends(get_store),
+) -> dict[str, Any]:
+    """Every registered source, by name."""
+    items, total = list_sources(store, limit, offset)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{name}", response_model=SourceRecord, responses=NOT_FOUND)
+def get_one_source(name: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+    return found(get_source(store, name), f"no source {name!r}")
+
+
+@router.delete("/{name}", status_code=204, response_class=Response, responses=NOT_FOUND)
+def delete_one_source(name: str, store: Store = Depends(get_store)) -> Response:
+    """Forget a source; curation runs that named it keep the entry they resolved."""
+    if not delete_source(store, name):
+        raise ProblemError(404, "Not Found", f"no source {name!r}")
+    return Response(status_code=204)
