@@ -155,6 +155,22 @@ def _cmd_catalog(args: argparse.Namespace) -> None:
     print(service.format_table(service.catalog(args.out)))
 
 
+def _cmd_verify(args: argparse.Namespace) -> None:
+    from corpus.verify import verify_output
+
+    local_only(args)
+    result = verify_output(args.out)
+    for finding in result.findings:
+        print(f"verify: {finding}")
+    if not result.ok:
+        raise VerifyError(f"{args.out}: {len(result.findings)} problems")
+    print(f"verify: {args.out}: ok, {result.shards} shards, {result.rows} rows, sha256 and counts as the manifest says")
+
+
+class VerifyError(ValueError):
+    """A curated output that does not match its manifest (exit 1: the data, not the input, is bad)."""
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from api import service
 
@@ -639,6 +655,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("out", metavar="OUT_OR_RUN_ID",
                      help="a curated output folder; with --server, a succeeded curation run's id")
 
+    sub = command("verify", _cmd_verify,
+                  "check a curated output against its manifest: every shard's sha256, bytes and rows, "
+                  "the counting invariant, dropped and quarantine records, no stray shard")
+    sub.add_argument("out", type=Path)
+
     sub = command("report", _cmd_report, "regenerate OUT/report/ (funnel, quality histograms, stats.json)")
     sub.add_argument("out", type=Path)
 
@@ -776,7 +797,7 @@ def exit_status(error: BaseException) -> int | None:
     """2 for bad input (an HTTP 4xx), 1 for a failed job or something unavailable (an HTTP
     5xx, a server that does not answer); None for a bug. Error types of modules this run never
     imported cannot have been raised, so they are looked up, not imported."""
-    if isinstance(error, (JobFailed, Unavailable)):
+    if isinstance(error, (JobFailed, Unavailable, VerifyError)):
         return 1
     if isinstance(error, USER_ERRORS):
         return 2

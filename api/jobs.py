@@ -292,6 +292,8 @@ class Jobs:
     def __init__(self, store: Store, runs_root: Path) -> None:
         self.store, self.runs_root = store, Path(runs_root)
         self._reconciling = threading.Lock()
+        # recorded but their actors not yet created: a reconcile pass must not take them for lost
+        self._launching: set[str] = set()
 
     def files(self, job_id: str) -> JobFiles:
         return JobFiles(self.runs_root / "jobs" / job_id)
@@ -301,15 +303,18 @@ class Jobs:
         job_id = f"{kind.replace('-', '')[:5]}-{uuid.uuid4().hex[:12]}"
         files = self.files(job_id)
         files.directory.mkdir(parents=True, exist_ok=False)
-        self.store.execute(
-            f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, 1, NULL, NULL)",
-            [job_id, kind, RUNNING, json.dumps(request), output, utc_now()],
-        )
+        self._launching.add(job_id)
         try:
+            self.store.execute(
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, 1, NULL, NULL)",
+                [job_id, kind, RUNNING, json.dumps(request), output, utc_now()],
+            )
             launch_actor(job_id, kind, request, output, files.directory, resume=False)
         except Exception as error:
             self._finish(job_id, FAILED, error=f"could not start on Ray: {one_line(error)}")
             raise
+        finally:
+            self._launching.discard(job_id)
         return self.get(job_id)
 
     def get(self, job_id: str, kind: str | None = None) -> dict[str, Any] | None:
@@ -355,6 +360,8 @@ class Jobs:
         changes: list[str] = []
         with self._reconciling:
             for row in self.store.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status = ?", [RUNNING]):
+                if row[0] in self._launching:
+                    continue
                 change = self._reconcile_one(self._record(row, with_progress=False))
                 if change:
                     changes.append(change)

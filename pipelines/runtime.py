@@ -5,14 +5,25 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
+
+# The API starts Ray from whichever thread needs it first (a launch request, the reconciler):
+# two at once would both call ray.init, and the second fails.
+_STARTING = threading.Lock()
 
 
 def ensure_ray(num_cpus: int | None = None) -> None:
-    """Initialise Ray once per process; later calls reuse the running instance."""
+    """Initialise Ray once per process, from any thread; later calls reuse the running instance."""
     import ray
 
-    if ray.is_initialized():
-        return
+    with _STARTING:
+        if not ray.is_initialized():
+            _start_ray(num_cpus)
+
+
+def _start_ray(num_cpus: int | None) -> None:
+    import ray
+
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     address = os.environ.get("RAY_ADDRESS")
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}

@@ -99,3 +99,14 @@ def test_no_manifest_is_one_finding(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "shards" / "part-0.parquet")
     result = verify_output(tmp_path)
     assert not result.ok and len(result.findings) == 1 and "no manifest" in result.findings[0]
+
+
+def test_the_command_says_ok_or_lists_the_problems_and_fails(curated, copy, capsys):
+    from api.cli import main
+
+    assert main(["verify", str(curated)]) == 0
+    assert capsys.readouterr().out.strip().endswith("sha256 and counts as the manifest says")
+    first_shard(copy).unlink()
+    assert main(["verify", str(copy)]) == 1
+    captured = capsys.readouterr()
+    assert ": missing" in captured.out and "problems" in captured.err
