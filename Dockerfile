@@ -36,5 +36,7 @@ RUN pip install --no-deps -e .
 RUN useradd --create-home --uid 1000 midtrain && mkdir -p /work && chown midtrain:midtrain /work
 USER midtrain
 WORKDIR /work
+# The API confines request paths to the work volume and keeps job files on it.
+ENV MIDTRAIN_DATA_ROOTS=/work MIDTRAIN_RUNS=/work/runs
 EXPOSE 8000 6379 8265
 CMD ["midtrain", "serve", "--host", "0.0.0.0", "--port", "8000"]

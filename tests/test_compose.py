@@ -30,6 +30,22 @@ def test_docker_compose_config_accepts_the_file():
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose binary not on PATH")
+def test_docker_compose_resolves_the_shared_environment():
+    """What docker-compose itself makes of the anchors and merges, GPU profile included."""
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "--profile", "gpu", "config"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("ray-worker", "trainer", "api"):
+        environment = services[name]["environment"]
+        assert environment["MIDTRAIN_DATA_ROOTS"] == "/work", name
+        assert environment["MIDTRAIN_RUNS"] == "/work/runs", name
+        assert environment["RAY_ADDRESS"] == "ray-head:6379", name
+
+
 def test_services_and_their_wiring(compose):
     services = compose["services"]
     assert {"ray-head", "ray-worker", "trainer", "api"} <= set(services)
@@ -55,6 +71,23 @@ def test_trainer_reserves_a_gpu_and_services_have_health_checks(compose):
     assert any("/health" in part for part in services["api"]["healthcheck"]["test"])
 
 
+def test_api_and_jobs_are_confined_to_the_work_volume(compose):
+    for name in ("ray-worker", "trainer", "api"):
+        environment = compose["services"][name]["environment"]
+        assert environment["MIDTRAIN_DATA_ROOTS"] == "/work", name
+        assert environment["MIDTRAIN_RUNS"] == "/work/runs", name
+        assert environment["MIDTRAIN_STATE"].startswith("/work/runs/"), name
+
+
+def test_workers_scale_and_the_api_waits_for_a_healthy_head(compose):
+    services = compose["services"]
+    worker = services["ray-worker"]
+    assert "container_name" not in worker and "ports" not in worker  # --scale ray-worker=N works
+    api = services["api"]
+    assert api["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    assert api["healthcheck"]["test"][0] == "CMD" and "http://127.0.0.1:8000/health" in api["healthcheck"]["test"]
+
+
 def test_every_service_shares_the_work_volume(compose):
     for service in compose["services"].values():
         assert "midtrain-work:/work" in service["volumes"]
@@ -73,3 +106,4 @@ def test_dockerfile_installs_the_project_from_pyproject():
     assert "ARG TORCH_INDEX=" in dockerfile and '--extra-index-url "$TORCH_INDEX"' in dockerfile
     assert "pyproject.toml" in dockerfile and "pip install --no-deps -e ." in dockerfile
     assert "\nUSER midtrain" in dockerfile  # services do not run as root
+    assert "ENV MIDTRAIN_DATA_ROOTS=/work MIDTRAIN_RUNS=/work/runs" in dockerfile
