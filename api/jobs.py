@@ -196,6 +196,9 @@ def one_line(error: BaseException) -> str:
 def run_job(kind: str, request: dict, output: str, directory: str, resume: bool) -> None:
     """The job's whole life in the actor: run it, then write ``result.json``. Every failure,
     whatever it is, ends as a failed result naming it."""
+    from pipelines.runtime import configure_ray_data
+
+    configure_ray_data()
     files = JobFiles(Path(directory))
     reporter = JobReporter(kind, files)
     done = threading.Event()

@@ -22,10 +22,10 @@ from api.state import Store
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def validated(model: type[Model], data: Any, prefix: str) -> Model:
+def validated(model: type[Model], data: Any, prefix: str, context: dict | None = None) -> Model:
     """``data`` as ``model``; the first error becomes a 422 problem naming its field under ``prefix``."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join([prefix, *(str(part) for part in first["loc"])])
@@ -42,15 +42,17 @@ def under(prefix: str, error: PathError) -> PathError:
 def curation_request(store: Store, roots: DataRoots, config: dict[str, Any]) -> tuple[dict, str]:
     """A curation run's config with its sources resolved and paths confined; and its output."""
     from api.sources import resolve_sources
-    from pipelines.config import CurateConfig
+    from pipelines.config import DEFER_FILES, CurateConfig
 
     if isinstance(config.get("sources"), list):
         config = {**config, "sources": resolve_sources(store, config["sources"])}
-    parsed = validated(CurateConfig, config, "config")
+    # the shape first, without reading a file; then the paths confined; then the files read
+    parsed = validated(CurateConfig, config, "config", context={DEFER_FILES: True})
     try:
         parsed = roots.curate_config(parsed)
     except PathError as error:
         raise under("config", error) from None
+    parsed = validated(CurateConfig, parsed.model_dump(mode="json"), "config")
     return parsed.model_dump(mode="json"), parsed.output
 
 

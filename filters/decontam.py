@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Iterator, Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from filters.base import KEEP, Document, DocumentFilter, Verdict
 
@@ -68,7 +68,9 @@ class EvalSet(BaseModel):
 
     @field_validator("path")
     @classmethod
-    def _existing_file(cls, path: str) -> str:
+    def _existing_file(cls, path: str, info: ValidationInfo) -> str:
+        if (info.context or {}).get("defer_files"):  # pipelines.config.DEFER_FILES
+            return path
         if not Path(path).is_file():
             raise ValueError(f"evaluation set file not found ({path})")
         return str(Path(path).resolve())

@@ -6,7 +6,7 @@ import glob
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from corpus.schema import DOMAINS
 from corpus.specfile import load_spec, repeated
@@ -16,6 +16,18 @@ from filters.minhash import MinHashScheme
 from pipelines.semantic import SemanticDedupSettings
 
 Kind = Literal["auto", "web", "code", "math", "instruction", "reasoning", "synthetic"]
+
+
+
+# Validation context key: ``{DEFER_FILES: True}`` checks the config's shape but not the files it
+# names, and leaves their paths as written. The API validates a request that way first, confines
+# the paths to its data roots, and only then validates again with the files, so a request
+# cannot probe files outside the roots through validation errors.
+DEFER_FILES = "defer_files"
+
+
+def reads_files(info: ValidationInfo) -> bool:
+    return not (info.context or {}).get(DEFER_FILES, False)
 
 
 class FilterSettings(BaseModel):
@@ -97,10 +109,12 @@ class QualitySettings(BaseModel):
 
     @field_validator("classifiers")
     @classmethod
-    def _known_domains_and_files(cls, classifiers: dict[str, str]) -> dict[str, str]:
+    def _known_domains_and_files(cls, classifiers: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         unknown = sorted(set(classifiers) - set(DOMAINS))
         if unknown:
             raise ValueError(f"quality.classifiers names unknown domains {unknown}; known: {list(DOMAINS)}")
+        if not reads_files(info):
+            return classifiers
         missing = [f"{domain}: {path}" for domain, path in classifiers.items() if not Path(path).is_file()]
         if missing:
             raise ValueError(f"quality.classifiers: model file not found ({'; '.join(missing)})")
@@ -120,9 +134,9 @@ class DomainSettings(BaseModel):
 
     @field_validator("classifier")
     @classmethod
-    def _existing_file(cls, classifier: str | None) -> str | None:
-        if classifier is None:
-            return None
+    def _existing_file(cls, classifier: str | None, info: ValidationInfo) -> str | None:
+        if classifier is None or not reads_files(info):
+            return classifier
         if not Path(classifier).is_file():
             raise ValueError(f"domain.classifier: model file not found ({classifier})")
         return str(Path(classifier).resolve())
@@ -141,13 +155,13 @@ class DecontaminationSettings(BaseModel):
     min_words: int = Field(default=8, ge=1)
 
     @model_validator(mode="after")
-    def _load_sets(self) -> "DecontaminationSettings":
+    def _load_sets(self, info: ValidationInfo) -> "DecontaminationSettings":
         duplicates = repeated([spec.name for spec in self.sets])
         if duplicates:
             raise ValueError(f"duplicate evaluation set names {duplicates}")
         if self.min_words > self.ngram:
             raise ValueError(f"decontamination.min_words ({self.min_words}) exceeds ngram ({self.ngram})")
-        for spec in self.sets:
+        for spec in self.sets if reads_files(info) else []:
             load_eval_index(spec, self.ngram, self.min_words)  # cached: workers re-validate for free
         return self
 
@@ -177,9 +191,11 @@ class FuzzyDedupSettings(BaseModel):
         return MinHashScheme(ngram=self.ngram, bands=self.bands, rows=self.rows, seed=self.seed)
 
     @model_validator(mode="after")
-    def _references_match(self) -> "FuzzyDedupSettings":
+    def _references_match(self, info: ValidationInfo) -> "FuzzyDedupSettings":
         from corpus.signatures import reference_files
 
+        if not reads_files(info):
+            return self
         self.reference = [str(Path(folder).resolve()) for folder in self.reference]
         for folder in self.reference:
             reference_files(folder, self.scheme())  # raises naming the folder and what differs

@@ -31,6 +31,12 @@ def _start_ray(num_cpus: int | None) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+    configure_ray_data()
+
+
+def configure_ray_data() -> None:
+    """How this process's Ray Data runs: in a driver (``ensure_ray``), and in a job's actor,
+    which drives Ray Data too but never calls ``ray.init``."""
     from ray.data import DataContext
 
     # Ray Data logs every execution plan at INFO; the CLI prints its own progress lines.
