@@ -106,6 +106,9 @@ def test_a_curation_run_reports_progress_counts_logs_and_artefacts(root, built):
         listed = client.get("/curation-runs", params={"status": "succeeded"}).json()
         assert [item["id"] for item in listed["items"]] == [record["id"]] and listed["total"] == 1
         assert client.get(f"/mix-builds/{record['id']}").status_code == 404  # another kind
+        every = client.get("/runs").json()
+        assert {item["kind"] for item in every["items"]} == {"curation", "mix-build"} and every["total"] == 3
+        assert client.get("/runs", params={"kind": "curation"}).json()["items"] == listed["items"]
 
 
 def test_a_mix_build_and_a_training_run_on_it(root, built):

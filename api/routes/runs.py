@@ -131,6 +131,16 @@ def _add_job_routes(prefix: str, kind: str) -> None:
         return FileResponse(_output_file(_job(jobs, kind, job_id), path))
 
 
+@router.get("/runs", response_model=JobPage, tags=["runs"])
+def list_runs(kind: str | None = Query(None, pattern="^(curation|mix-build|training)$"),
+              status: str | None = Query(None, pattern="^(running|succeeded|failed|cancelled)$"),
+              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+              jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
+    """Jobs of every kind (or one), newest first."""
+    items, total = jobs.list(kind, status, limit, offset)
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
 _add_job_routes("/curation-runs", "curation")
 _add_job_routes("/mix-builds", "mix-build")
 _add_job_routes("/training-runs", "training")
