@@ -23,14 +23,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import TOKEN_ENV, ProblemError
-from api.jobs import RECONCILE_SECONDS, Jobs, Reconciler
+from api.jobs import RECONCILE_SECONDS, Jobs, Reconciler, default_runs_root
 from api.paths import DataRoots, PathError
 from api.routes import ROUTERS
 from api.schemas import FieldError, Health, Problem
 from api.state import Store
 
 MAX_BODY_ENV = "MIDTRAIN_MAX_BODY_BYTES"
-RUNS_ENV = "MIDTRAIN_RUNS"
 MAX_BODY_BYTES = 1 << 20  # a mixture spec is a few KiB; 1 MiB leaves room and bounds memory
 PROBLEM_JSON = "application/problem+json"
 
@@ -176,7 +175,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
     if max_body_bytes is None:
         max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or MAX_BODY_BYTES)
     roots = data_roots or DataRoots.from_env()
-    runs = Path(runs_root or os.environ.get(RUNS_ENV) or roots.roots[0] / "runs").resolve()
+    runs = Path(runs_root).resolve() if runs_root else default_runs_root(roots.roots[0])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

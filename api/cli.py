@@ -122,10 +122,9 @@ def local_roots() -> DataRoots:
 def local_jobs(store: Store) -> Jobs:
     """The jobs of the state file, their files where a server started with the same
     environment keeps them (``$MIDTRAIN_RUNS``, else ``runs`` in the first data root)."""
-    from api.app import RUNS_ENV
-    from api.jobs import Jobs
+    from api.jobs import Jobs, default_runs_root
 
-    return Jobs(store, Path(os.environ.get(RUNS_ENV) or local_roots().roots[0] / "runs").resolve())
+    return Jobs(store, default_runs_root(local_roots().roots[0]))
 
 
 def _cmd_curate(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import traceback
@@ -39,6 +40,7 @@ JobKind = Literal["curation", "mix-build", "training"]
 KINDS: tuple[str, ...] = ("curation", "mix-build", "training")
 RUNNING, SUCCEEDED, FAILED, CANCELLED = "running", "succeeded", "failed", "cancelled"
 NAMESPACE = "midtrain"
+RUNS_ENV = "MIDTRAIN_RUNS"
 MAX_ATTEMPTS = 3  # launches of one job: the first, and two resumes after lost workers
 RECONCILE_SECONDS = 2.0
 
@@ -284,6 +286,12 @@ def end_actor(job_id: str) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # In the API: records
+
+
+def default_runs_root(first_root: Path) -> Path:
+    """Where job files go unless told: ``$MIDTRAIN_RUNS``, else ``runs`` in the first data root."""
+    return Path(os.environ.get(RUNS_ENV) or first_root / "runs").resolve()
+
 
 
 _COLUMNS = "id, kind, status, request, output, created_at, finished_at, attempts, error, result"
