@@ -115,13 +115,13 @@ PACKED = torch.tensor([[0] * 5 + [1] * 6 + [2] * 5, [0] * 9 + [1] * 7])
 
 
 def test_plan_takes_the_causal_path_only_when_no_row_holds_a_boundary():
-    assert plan_attention(torch.zeros(2, 16, dtype=torch.long)).kind == "causal"
-    assert plan_attention(torch.full((2, 16), 7)).kind == "causal"  # the id does not matter
-    masked = plan_attention(PACKED)  # CPU: no FlexAttention (it has no backward there)
+    assert plan_attention(torch.zeros(2, 16, dtype=torch.long), head_dim=8).kind == "causal"
+    assert plan_attention(torch.full((2, 16), 7), head_dim=8).kind == "causal"  # the id does not matter
+    masked = plan_attention(PACKED, head_dim=8)  # CPU: no FlexAttention (it has no backward there)
     assert masked.kind == "masked" and torch.equal(masked.mask, document_mask(PACKED))
     one_packed_row = torch.tensor([[0] * 16, [0] * 15 + [1]])
-    assert plan_attention(one_packed_row).kind == "masked"
-    assert plan_attention(torch.zeros(1, 1, dtype=torch.long)).kind == "causal"
+    assert plan_attention(one_packed_row, head_dim=8).kind == "masked"
+    assert plan_attention(torch.zeros(1, 1, dtype=torch.long), head_dim=8).kind == "causal"
 
 
 @pytest.mark.parametrize("kv_heads", [4, 2, 1])
@@ -160,7 +160,7 @@ def test_the_causal_path_gives_the_masked_paths_logits_and_gradients():
         (logits * weights).sum().backward()
         return logits.detach(), [p.grad.clone() for p in model.parameters()]
 
-    assert plan_attention(segments[:1]).kind == "causal" and plan_attention(segments).kind == "masked"
+    assert plan_attention(segments[:1], head_dim=8).kind == "causal" and plan_attention(segments, head_dim=8).kind == "masked"
     fast, fast_grads = logits_and_grads(tokens[:1], segments[:1])
     slow, slow_grads = logits_and_grads(tokens, segments)
     assert torch.allclose(fast, slow, atol=1e-5)
@@ -191,7 +191,7 @@ def test_flex_attention_equals_the_masked_path(kv_heads):
     enough to check its document-causal BlockMask against the boolean mask."""
     model = tiny(n_kv_heads=kv_heads)
     tokens = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(8))
-    plan = flex_or_skip(lambda: plan_attention(PACKED, use_flex=True))
+    plan = flex_or_skip(lambda: plan_attention(PACKED, use_flex=True, head_dim=8))
     assert plan.kind == "flex"
     with torch.no_grad():
         masked = model(tokens, PACKED)
@@ -204,7 +204,7 @@ def test_flex_attention_equals_the_masked_path(kv_heads):
     q = torch.randn(2, 4, 320, 8, generator=generator)
     k, v = (torch.randn(2, kv_heads, 320, 8, generator=generator) for _ in range(2))
     expected = attend(q, k, v, AttentionPlan("masked", document_mask(segments)))
-    got = flex_or_skip(lambda: attend(q, k, v, plan_attention(segments, use_flex=True)))
+    got = flex_or_skip(lambda: attend(q, k, v, plan_attention(segments, use_flex=True, head_dim=8)))
     assert torch.allclose(got, expected, atol=1e-5)
 
 

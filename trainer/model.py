@@ -109,15 +109,22 @@ def document_block_mask(segments: torch.Tensor, compiled: bool = True) -> Any:
     return build(same_document_causal, batch, None, seq, seq, device=segments.device)
 
 
-def flex_available(device: torch.device) -> bool:
-    """FlexAttention for packed training batches: on CUDA (on CPU it has no backward) and with
-    gradients on. Without gradients (evaluation, FIM decoding, whose length grows by a token per
-    step and would recompile the kernel at every one) the masked path is used."""
-    return flex_attention is not None and device.type == "cuda" and torch.is_grad_enabled()
+# FlexAttention's compiled CUDA kernel needs heads at least this wide (its tiles' tl.dot)
+FLEX_MIN_HEAD_DIM = 16
 
 
-def plan_attention(segments: torch.Tensor, use_flex: bool | None = None) -> AttentionPlan:
-    """The one place that picks how attention runs for a batch of ``segments`` [batch, seq].
+def flex_available(device: torch.device, head_dim: int) -> bool:
+    """FlexAttention for packed training batches: on CUDA (on CPU it has no backward), with
+    gradients on and heads of at least ``FLEX_MIN_HEAD_DIM``. Without gradients (evaluation, FIM
+    decoding, whose length grows by a token per step and would recompile the kernel at every
+    one) the masked path is used."""
+    return (flex_attention is not None and device.type == "cuda" and torch.is_grad_enabled()
+            and head_dim >= FLEX_MIN_HEAD_DIM)
+
+
+def plan_attention(segments: torch.Tensor, use_flex: bool | None = None, *, head_dim: int) -> AttentionPlan:
+    """The one place that picks how attention runs for a batch of ``segments`` [batch, seq]
+    through heads ``head_dim`` wide.
 
     ``use_flex`` None: FlexAttention for packed rows where ``flex_available`` (CUDA training);
     True or False forces the choice for packed rows (tests). Looking for a boundary reads one
@@ -126,7 +133,7 @@ def plan_attention(segments: torch.Tensor, use_flex: bool | None = None) -> Atte
     if not packed:
         return AttentionPlan("causal")
     if use_flex is None:
-        use_flex = flex_available(segments.device)
+        use_flex = flex_available(segments.device, head_dim)
     if use_flex:
         return AttentionPlan("flex", document_block_mask(segments, compiled=segments.device.type == "cuda"))
     return AttentionPlan("masked", document_mask(segments))
@@ -152,7 +159,9 @@ def sdpa_shares_kv_heads(q: torch.Tensor, masked: bool) -> bool:
         return True
     half = (torch.float16, torch.bfloat16)
     device = q.device.type
-    autocast = (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    # both calls are constants to torch.compile (torch.amp.is_autocast_available, which would
+    # admit other devices, is not: it broke each compiled block in two on the GPU)
+    autocast = (device == "cuda" and torch.is_autocast_enabled(device)
                 and torch.get_autocast_dtype(device) in half)
     return not masked and (q.dtype in half or autocast)
 
@@ -282,7 +291,7 @@ class Decoder(nn.Module):
     def forward(self, tokens: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
         """Logits [batch, seq, vocab] for ``tokens`` [batch, seq] with document ``segments``."""
         x = self.embed(tokens)
-        plan = plan_attention(segments, self.use_flex)
+        plan = plan_attention(segments, self.use_flex, head_dim=self.spec.head_dim)
         cos, sin = self.rope_table(tokens.shape[1])
         if plan.kind != "causal":  # positions restart inside rows
             positions = document_positions(segments)
