@@ -163,6 +163,26 @@ def _install_problem_handlers(app: FastAPI) -> None:
         return problem(500, "an unexpected error occurred; see the server log")
 
 
+def _document_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI documents every response model as application/json; errors are sent as
+    application/problem+json, so the document says that for each 4xx and 5xx response."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = build()
+            for operations in document["paths"].values():
+                for operation in operations.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[0] in "45" and "application/json" in content:
+                            content[PROBLEM_JSON] = content.pop("application/json")
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
 def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
                data_roots: DataRoots | None = None, runs_root: str | Path | None = None,
                reconcile_seconds: float = RECONCILE_SECONDS) -> FastAPI:
@@ -199,6 +219,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
     app.state.roots = roots  # api.paths: where request paths may point
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     _install_problem_handlers(app)
+    _document_problems_as_problem_json(app)
 
     @app.get("/health", response_model=Health, tags=["health"])
     def health() -> Health:

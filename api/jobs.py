@@ -139,8 +139,10 @@ class JobReporter:
             self._write()
 
     def count(self, documents: int) -> None:
+        """Documents processed so far; never goes back (finalize removes the staging files
+        that the count is read from)."""
         with self._lock:
-            if documents != self.documents:
+            if self.documents is None or documents > self.documents:
                 self.documents = documents
                 self._write()
 
@@ -204,12 +206,14 @@ def run_job(kind: str, request: dict, output: str, directory: str, resume: bool)
     files = JobFiles(Path(directory))
     reporter = JobReporter(kind, files)
     done = threading.Event()
+    counter = None
     if kind == "curation":  # documents processed, while the Ray tasks stage them
         def count() -> None:
             while not done.wait(2.0):
                 reporter.count(staged_documents(Path(output)))
 
-        threading.Thread(target=count, daemon=True, name="count-staged").start()
+        counter = threading.Thread(target=count, daemon=True, name="count-staged")
+        counter.start()
     try:
         reporter(f"job: {kind} {'resumed' if resume else 'started'}")
         summary = execute(kind, request, output, reporter, resume)
@@ -220,6 +224,10 @@ def run_job(kind: str, request: dict, output: str, directory: str, resume: bool)
             handle.write(traceback.format_exc())
     finally:
         done.set()
+        if counter is not None:
+            counter.join()
+    if kind == "curation" and outcome["status"] == SUCCEEDED:  # the manifest's count is the final one
+        reporter.count(outcome["result"]["counts"]["input"])
     outcome["finished_at"] = utc_now().isoformat() + "Z"
     write_text_atomic(files.result, json.dumps(outcome) + "\n")
 

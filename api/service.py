@@ -107,14 +107,15 @@ def mix_build(spec: MixtureSpec | str | Path, output: str | Path, progress: Prog
 
 
 def training_resources() -> dict[str, float]:
-    """Ask Ray for a GPU when the cluster has one; on CPU, the node's cores, since Ray pins a
-    task's torch threads to the CPUs it asked for."""
+    """Ask Ray for a GPU when the cluster has one; on CPU, the cores of the largest live node,
+    since Ray pins a task's torch threads to the CPUs it asked for and a task runs on one node
+    (the cluster's total would never be placed on a cluster of several nodes)."""
     import ray
 
-    resources = ray.cluster_resources()
-    if resources.get("GPU", 0) >= 1:
+    if ray.cluster_resources().get("GPU", 0) >= 1:
         return {"num_gpus": 1, "num_cpus": 1}
-    return {"num_cpus": max(1, int(resources.get("CPU", 1)))}
+    largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=1)
+    return {"num_cpus": max(1, int(largest))}
 
 
 def _train_task(spec_json: str, resume: bool) -> dict:

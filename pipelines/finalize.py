@@ -121,7 +121,7 @@ def _decisions_sql(exact_dedup: bool) -> str:
     are ``exact_duplicate``, the rest ``near_duplicate``, and a component holding an earlier
     run's document keeps nothing (``earlier_run_duplicate``, with ``dup_cluster``
     ``earlier:<id>`` naming the earlier document: the component's smallest node)."""
-    exact_group = "'exact-' || text_hash" if exact_dedup else "'self-' || id"
+    exact_group = "'exact-' || k.text_hash" if exact_dedup else "'self-' || k.id"
     survivor_copy = "text_hash = survivor_hash" if exact_dedup else "false"
     return f"""
     CREATE TEMP TABLE decision AS

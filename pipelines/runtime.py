@@ -17,8 +17,34 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     import ray
 
     with _STARTING:
-        if not ray.is_initialized():
+        if ray.is_initialized():
+            return
+        if os.environ.get("RAY_ADDRESS") or threading.current_thread() is threading.main_thread():
             _start_ray(num_cpus)
+        else:
+            _start_in_keeper_thread(num_cpus)
+
+
+def _start_in_keeper_thread(num_cpus: int | None) -> None:
+    """Start a local Ray from a thread that lives as long as the process. Ray starts its local
+    daemons with PR_SET_PDEATHSIG, which Linux fires when the *thread* that forked them exits:
+    started from a request thread of the API's pool, the head died when the pool retired it."""
+    started, failures = threading.Event(), []
+
+    def keep() -> None:
+        try:
+            _start_ray(num_cpus)
+        except BaseException as error:  # handed to the caller, which raises it
+            failures.append(error)
+        finally:
+            started.set()
+        if not failures:
+            threading.Event().wait()  # never set: the thread holds Ray's daemons alive
+
+    threading.Thread(target=keep, name="ray-keeper", daemon=True).start()
+    started.wait()
+    if failures:
+        raise failures[0]
 
 
 def _start_ray(num_cpus: int | None) -> None:

@@ -187,6 +187,18 @@ def test_openapi_lists_the_endpoints(client):
     assert client.get("/docs").status_code == 200
 
 
+def test_openapi_documents_every_error_as_a_problem(client):
+    document = client.get("/openapi.json").json()
+    errors = [(path, status, response) for path, operations in document["paths"].items()
+              for operation in operations.values()
+              for status, response in operation["responses"].items() if status[0] in "45"]
+    assert len(errors) > 100
+    for path, status, response in errors:
+        assert list(response["content"]) == ["application/problem+json"], (path, status)
+        assert response["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+    assert "400" in document["paths"]["/mixtures"]["post"]["responses"]
+
+
 def test_an_unexpected_failure_is_a_500_problem_without_internals(state, monkeypatch):
     monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
     with TestClient(create_app(state), raise_server_exceptions=False) as client:

@@ -157,6 +157,16 @@ def test_rerun_gives_identical_shards(curated, tmp_path):
     ]
 
 
+def test_without_exact_dedup_copies_fall_to_fuzzy_dedup(curated, tmp_path):
+    """exact_dedup off: each document is its own group until fuzzy dedup clusters it, so the
+    planted copy is dropped as a near duplicate (fuzzy dedup sees identical texts too)."""
+    config = curated["config"].model_copy(update={"output": str(tmp_path / "no-exact"), "exact_dedup": False})
+    counts = run_curation(config, progress=lambda line: None).counts
+    check_invariant(counts)
+    assert counts.input == curated["manifest"].counts.input
+    assert "exact_duplicate" not in counts.dropped and counts.dropped["near_duplicate"] >= 1
+
+
 def test_glob_matching_nothing_is_a_clear_error(ray_runtime, tmp_path):
     config = CurateConfig.model_validate(
         {"output": str(tmp_path), "sources": [{"name": "x", "path": str(tmp_path / "*.jsonl"), "format": "jsonl"}]}

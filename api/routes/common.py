@@ -9,6 +9,7 @@ from api.schemas import Problem
 
 # Documented on every protected route, so /docs shows the problem schema, not FastAPI's default.
 PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a body that cannot be parsed (not UTF-8, not JSON)"},
     401: {"model": Problem, "description": "missing or wrong bearer token"},
     413: {"model": Problem, "description": "request body over the size limit"},
     422: {"model": Problem, "description": "invalid input; `field` names it"},
