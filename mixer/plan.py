@@ -5,7 +5,8 @@ A phase's token budget is split by the sources' normalised weights with largest-
 (Hamilton) rounding in exact rational arithmetic, so every phase's targets sum to its budget
 exactly and the same spec always rounds the same way (ties go to the earlier source). The
 tokens available from a source are counted exactly with the mixture's tokenizer, one
-end-of-document token included per document. A source whose selector matches nothing, or
+end-of-document token included per document; each shard is tokenised once per tokenizer and
+its counts kept on disk (:mod:`mixer.counts`), so a repeated plan reads counts. A source whose selector matches nothing, or
 whose target would need more than ``max_epochs`` passes over its documents, is a
 :class:`PlanError` that names the phase and source, the best share it could supply and the
 repetition its target would need.
@@ -22,13 +23,27 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel
 
 from corpus.catalog import format_table
-from mixer.documents import DocumentCache, SourceDocuments
+from mixer.counts import CountCache, count_cache
+from mixer.documents import DocumentCache
 from mixer.spec import MixtureSpec, PhaseSpec, SourceSpec, Weighting
-from mixer.tokenizer import load_tokenizer
+
+
+class Selection(Protocol):
+    """What a plan reads of a source's selected documents: :class:`mixer.counts.SelectionCounts`
+    (counted, for plans alone) or :class:`mixer.documents.SourceDocuments` (tokenised, for a
+    build, which plans with the documents it packs). Both count the same tokens."""
+
+    @property
+    def tokens(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def domain_label(self) -> str: ...
 
 
 class PlanError(ValueError):
@@ -113,7 +128,7 @@ def effective_weights(weighting: Weighting, budget: int, weights: list[float], s
 
 
 def plan_source(
-    phase: PhaseSpec, source: SourceSpec, documents: SourceDocuments, target: int, share: float
+    phase: PhaseSpec, source: SourceSpec, documents: Selection, target: int, share: float
 ) -> SourcePlan:
     available = documents.tokens
     return SourcePlan(
@@ -152,7 +167,7 @@ def source_problem(phase: PhaseSpec, plan: SourcePlan) -> str | None:
     return None
 
 
-def phase_weights(spec: MixtureSpec, phase: PhaseSpec, documents: dict[str, SourceDocuments],
+def phase_weights(spec: MixtureSpec, phase: PhaseSpec, documents: dict[str, Selection],
                   planned: dict[str, PhasePlan]) -> list[Fraction]:
     """Weights of ``spec.sources_of(phase)``: the phase's own sources by its weighting and,
     with a replay, the earlier phase's planned shares scaled to the replay's share."""
@@ -170,7 +185,7 @@ def phase_weights(spec: MixtureSpec, phase: PhaseSpec, documents: dict[str, Sour
     return scaled + [Fraction(source.tokens_target, earlier.tokens) * share for source in earlier.sources]
 
 
-def plan_phase(phase: PhaseSpec, sources: list[SourceSpec], documents: dict[str, SourceDocuments],
+def plan_phase(phase: PhaseSpec, sources: list[SourceSpec], documents: dict[str, Selection],
                weights: list[Fraction]) -> PhasePlan:
     """Plan one phase: ``sources`` with their ``weights`` and documents (keyed by source
     name); raises PlanError."""
@@ -200,17 +215,18 @@ def plan_phase(phase: PhaseSpec, sources: list[SourceSpec], documents: dict[str,
     )
 
 
-def phase_documents(spec: MixtureSpec, phase: PhaseSpec, cache: DocumentCache) -> dict[str, SourceDocuments]:
+def phase_documents(spec: MixtureSpec, phase: PhaseSpec, cache: DocumentCache | CountCache) -> dict[str, Selection]:
     return {
         source.name: cache.get(source.select, label=f"{phase.name}/{source.name}")
         for source in spec.sources_of(phase)
     }
 
 
-def plan_mixture(spec: MixtureSpec, cache: DocumentCache | None = None) -> MixturePlan:
+def plan_mixture(spec: MixtureSpec, cache: DocumentCache | CountCache | None = None) -> MixturePlan:
     """Plan every phase in order (a replay needs its earlier phase's plan); problems of all
-    phases are reported together in one PlanError."""
-    cache = cache or DocumentCache(list(spec.corpus), load_tokenizer(spec.tokenizer))
+    phases are reported together in one PlanError. Without ``cache``, tokens are counted
+    through the persistent count cache (:mod:`mixer.counts`), not by tokenising."""
+    cache = cache or count_cache(spec.corpus, spec.tokenizer)
     planned: dict[str, PhasePlan] = {}
     problems: list[str] = []
     for phase in spec.phases:

@@ -76,6 +76,20 @@ def selection_query(selector: Selector, corpus_dirs: Sequence[str | Path]) -> Qu
     return Query(sql=sql, params=[shard_globs(corpus_dirs), *compiled.params])
 
 
+def selection_rows_query(selector: Selector, files: Sequence[str]) -> Query:
+    """Where the matching documents are, for counting: per shard file (as given in ``files``),
+    the row numbers of its matches in file order and their distinct domains."""
+    compiled = compile_selector(selector)
+    sql = (
+        "SELECT filename, array_agg(file_row_number ORDER BY file_row_number) AS rows, "
+        "array_agg(DISTINCT domain) AS domains "
+        "FROM read_parquet(?, union_by_name = true, filename = true, file_row_number = true) "
+        f"WHERE {compiled.where} "
+        "GROUP BY filename ORDER BY filename"
+    )
+    return Query(sql=sql, params=[list(files), *compiled.params])
+
+
 def select_documents(
     corpus_dirs: Sequence[str | Path],
     selector: Selector,
