@@ -25,7 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.deps import TOKEN_ENV, ProblemError
 from api.jobs import RECONCILE_SECONDS, Jobs, Reconciler, default_runs_root
 from api.paths import DataRoots, PathError
+from api.plans import PlanCache
 from api.routes import ROUTERS
+from api.routes.mixtures import compute_plan
 from api.schemas import FieldError, Health, Problem
 from api.state import Store
 
@@ -202,6 +204,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
         # Opened here, not at import, so the state file is locked only while serving.
         app.state.store = Store(state_path)
         app.state.jobs = Jobs(app.state.store, runs)
+        app.state.plans = PlanCache(compute_plan(roots))  # plans of stored mixtures (api.plans)
         # Running jobs from before a restart are reconciled by the first pass, right away.
         reconciler = Reconciler(app.state.jobs, reconcile_seconds)
         reconciler.start()
@@ -211,6 +214,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
             yield
         finally:
             reconciler.stop()  # the jobs go on: their actors are detached
+            app.state.plans.close()
             app.state.store.close()
 
     app = FastAPI(title="midtrain", version=api_version(), lifespan=lifespan,

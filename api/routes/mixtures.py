@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from concurrent.futures import Future
+from typing import Any, Callable
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api import service
 from api.deps import ProblemError, get_store, require_token
 from api.paths import DataRoots, PathError, get_roots, path_problem
+from api.plans import PlanCache
 from api.routes.common import NOT_FOUND, PROBLEMS, found
 from api.schemas import MixturePage, MixtureRecord
 from api.state import Store
+from mixer.corpora import CorpusError
 from mixer.plan import PlanError
 from mixer.spec import MixtureSpec
 
@@ -128,21 +133,48 @@ def get_mixture_version(
     return found(store.get_mixture(name, version), f"no mixture {name!r} version {version}")
 
 
+def plan_future(plans: PlanCache, spec: MixtureSpec, roots: DataRoots) -> Future[bytes]:
+    """The plan's computation (or cached result) for a confined ``spec``. When its inputs
+    cannot even be keyed (no shards, no tokenizer), the inputs check gives the 422 naming the
+    field."""
+    try:
+        return plans.future(spec)
+    except (OSError, CorpusError):
+        confined(spec, roots, inputs=True)  # raises the problem for the bad field
+        raise
+
+
 @router.get("/{name}/plan", responses=NOT_FOUND)
-def plan_mixture(
+async def plan_mixture(
+    request: Request,
     name: str,
     version: int | None = Query(None, ge=1, description="default: the latest"),
     store: Store = Depends(get_store),
     roots: DataRoots = Depends(get_roots),
-) -> dict[str, Any]:
+) -> Response:
     """The mixer's plan of a stored mixture (mixer.plan.MixturePlan as plan.json has it):
     tokens per source per phase and the epochs they take. A mixture its corpora cannot supply
-    is a 422 problem naming the phase and source."""
-    spec = confined(stored_spec(store, name, version), roots, inputs=True)
+    is a 422 problem naming the phase and source.
+
+    Async so that requests waiting for a plan hold no thread: the blocking steps (the state
+    file, paths, the cache key) run in the thread pool and the plan on the cache's own
+    executor, computed once for all identical requests (``api.plans``)."""
+    spec = await run_in_threadpool(lambda: confined(stored_spec(store, name, version), roots))
+    plans: PlanCache = request.app.state.plans
     try:
-        return service.mixture_plan(spec)
+        body = await asyncio.wrap_future(await run_in_threadpool(plan_future, plans, spec, roots))
     except PlanError as error:
         raise plan_problem(spec, error) from error
+    return Response(body, media_type="application/json")
+
+
+def compute_plan(roots: DataRoots) -> Callable[[MixtureSpec], dict[str, Any]]:
+    """What the plan cache computes: the inputs checked (a 422 naming the field), then the plan."""
+    def compute(spec: MixtureSpec) -> dict[str, Any]:
+        confined(spec, roots, inputs=True)
+        return service.mixture_plan(spec)
+
+    return compute
 
 
 @router.get("/{name}/preview", response_model=MixturePreview, responses=NOT_FOUND)
