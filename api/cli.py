@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
+from corpus.files import OutputWriteError
 from corpus.manifest import InvariantError
 from corpus.specfile import SpecError
 
@@ -796,7 +797,7 @@ def exit_status(error: BaseException) -> int | None:
     """2 for bad input (an HTTP 4xx), 1 for a failed job or something unavailable (an HTTP
     5xx, a server that does not answer); None for a bug. Error types of modules this run never
     imported cannot have been raised, so they are looked up, not imported."""
-    if isinstance(error, (JobFailed, Unavailable, VerifyError)):
+    if isinstance(error, (JobFailed, Unavailable, VerifyError, OutputWriteError)):  # the last: disk full, ...
         return 1
     if isinstance(error, USER_ERRORS):
         return 2

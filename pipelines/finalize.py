@@ -32,7 +32,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from corpus.manifest import Counts, DomainTotals, InputRecord, ShardRecord, sha256_file
+from corpus.files import OutputWriteError
+from corpus.manifest import Counts, DomainTotals, InputRecord, ShardRecord, manifest_path, sha256_file
 from corpus.signatures import SIGNATURE_SCHEMA, SIGNATURES_DIR, write_scheme
 from corpus.schema import DROPPED_SCHEMA, PARQUET_COMPRESSION, QUARANTINE_SCHEMA, SHARD_SCHEMA, shards_dir
 from filters.minhash import MinHashScheme
@@ -76,11 +77,14 @@ class ParquetRoller:
     def _flush(self) -> None:
         if not self._buffered:
             return
-        if self._writer is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self._path().with_suffix(".parquet.tmp"), self.schema,
-                                            compression=PARQUET_COMPRESSION)
-        self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=_ROW_GROUP)
+        try:
+            if self._writer is None:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(self._tmp(), self.schema, compression=PARQUET_COMPRESSION)
+            self._writer.write_table(pa.concat_tables(self._buffer), row_group_size=_ROW_GROUP)
+        except OSError as error:  # disk full, file too large: name the file, leave no torn one
+            self.abort()
+            raise OutputWriteError.of(self._path(), error) from error
         self._rows_in_file += self._buffered
         self._buffer, self._buffered = [], 0
         if self._rows_in_file == self.max_rows:
@@ -89,12 +93,30 @@ class ParquetRoller:
     def _path(self) -> Path:
         return self.directory / f"part-{len(self.finished):05d}.parquet"
 
+    def _tmp(self) -> Path:
+        return self._path().with_suffix(".parquet.tmp")
+
+    def abort(self) -> None:
+        """Drop the file being written (its temporary name); finished files stay."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            except Exception:  # noqa: BLE001 - the disk that failed the write can fail the footer too
+                pass
+            self._writer = None
+        self._tmp().unlink(missing_ok=True)
+        self._buffer, self._buffered, self._rows_in_file = [], 0, 0
+
     def _close_file(self) -> None:
         if self._writer is None:
             return
-        self._writer.close()
         final = self._path()
-        os.replace(final.with_suffix(".parquet.tmp"), final)
+        try:
+            self._writer.close()  # writes the footer: a full disk can fail here too
+            os.replace(self._tmp(), final)
+        except OSError as error:
+            self.abort()
+            raise OutputWriteError.of(final, error) from error
         self.finished.append((final, self._rows_in_file))
         self._writer, self._rows_in_file = None, 0
 
@@ -231,6 +253,11 @@ def _components_views(con: duckdb.DuckDBPyConnection, components: list[str], ear
         con.execute("CREATE TEMP VIEW earlier_ids AS SELECT NULL::BIGINT AS node, NULL::VARCHAR AS id WHERE false")
 
 
+def _remove_outputs(out: Path) -> None:
+    for name in OUTPUT_DIRS:
+        shutil.rmtree(out / name, ignore_errors=True)
+
+
 @dataclass
 class DedupInputs:
     """What finalize deduplicates with: exact dedup on or off, fuzzy dedup's components over
@@ -266,8 +293,10 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
     """Decide duplicates, write shards, dropped and quarantine sets, and with fuzzy dedup the
     kept documents' MinHash signatures for later runs; count everything."""
     dedup = dedup or DedupInputs()
-    for name in OUTPUT_DIRS:
-        shutil.rmtree(out / name, ignore_errors=True)
+    # An earlier run's manifest would describe files about to be replaced: without it the
+    # folder reads as unfinished until this run's manifest is written.
+    manifest_path(out).unlink(missing_ok=True)
+    _remove_outputs(out)
     spill = out / ".staging" / "duckdb"
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -305,6 +334,12 @@ def finalize(out: Path, staged: list[Path], units: list[InputUnit], shard_rows: 
                 WHERE status = '{KEPT}' GROUP BY ALL ORDER BY domain"""
         ).fetchall():
             domains[domain] = DomainTotals(documents=documents, chars=int(chars), tokens=int(tokens))
+    except BaseException:
+        # Shards already finished would be read by anything that globs shards/ (the mixer
+        # does), though no manifest accounts for them: a failed run leaves no outputs, only
+        # its staging, which --resume reuses.
+        _remove_outputs(out)
+        raise
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
