@@ -76,14 +76,16 @@ class SourceConfig(BaseModel):
         return self
 
     def files(self) -> list[str]:
-        """The files this source reads, sorted so a run reads them in a stable order."""
+        """The files this source reads, sorted so a run reads them in a stable order: every
+        entry its path selects that is not a folder, one path per file (see
+        ``readers.tree.unique_files``); one that cannot be read is quarantined by the reader."""
         from pipelines.readers.code import language_of
-        from pipelines.readers.tree import DEFAULT_INCLUDE, TREE_FORMATS, tree_files
+        from pipelines.readers.tree import DEFAULT_INCLUDE, TREE_FORMATS, tree_files, unique_files
 
         if self.format in TREE_FORMATS:
             include = self.include if self.include is not None else DEFAULT_INCLUDE.get(self.format)
             return tree_files(self.path, include, self.exclude, lambda rel: language_of(rel) is not None)
-        return sorted(path for path in glob.glob(self.path, recursive=True) if Path(path).is_file())
+        return unique_files(glob.glob(self.path, recursive=True))
 
 
 class LanguageSettings(BaseModel):

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from corpus.schema import PARQUET_COMPRESSION
 from pipelines.config import CurateConfig
-from pipelines.readers import READERS
+from pipelines.readers import read_input
 from pipelines.readers.streams import CODECS, line_ranges
 from pipelines.readers.tree import TREE_FORMATS
 from pipelines.stages import STAGED_SCHEMA, document_stage
@@ -101,9 +101,13 @@ def plan_units(config: CurateConfig) -> list[InputUnit]:
             raise CurationError(f"source {source.name!r}: path {source.path!r} matches no files")
         files = []
         for path in paths:
-            stat = os.stat(path)
-            whole = InputFile(path=path, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-            if source.format == "jsonl" and not path.endswith(COMPRESSED) and stat.st_size > config.split_bytes:
+            try:
+                stat = os.stat(path)
+                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+            except OSError:  # a dangling symlink or a loop: one input, quarantined when read
+                size, mtime_ns = 0, 0
+            whole = InputFile(path=path, size=size, mtime_ns=mtime_ns)
+            if source.format == "jsonl" and not path.endswith(COMPRESSED) and size > config.split_bytes:
                 files.extend(whole.model_copy(update={"start": start, "end": end, "first_line": line})
                              for start, end, line in line_ranges(path, config.split_bytes))
             else:
@@ -158,8 +162,7 @@ def stage_unit(unit: InputUnit, config_json: str, directory: Path, batch_size: i
     partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
     rows, pending, buffered = 0, [], 0
     with pq.ParquetWriter(partial, schema, compression=PARQUET_COMPRESSION) as writer:
-        reader = READERS[source["format"]]
-        records = chain.from_iterable(reader(source, file.path, **file.reader_range()) for file in unit.files)
+        records = chain.from_iterable(read_input(source, file.path, **file.reader_range()) for file in unit.files)
         for batch in _batches(records, batch_size):
             table = stage(batch)
             pending.append(table.append_column(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterator
 
 from pipelines.readers.records import document, preview, record, too_large
 from pipelines.readers.streams import Line, bounded_lines, open_binary
+
+# A JSON escape of a UTF-16 surrogate: only such escapes can put a lone surrogate (text that
+# no UTF-8 can encode) into a decoded line, so only lines that have one are checked for it.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def read_jsonl(source: dict, path: str, start: int = 0, end: int | None = None,
@@ -38,6 +43,28 @@ def _parse(source: dict, path: str, line: Line) -> dict[str, Any]:
     try:
         fields = json.loads(decoded)
     except json.JSONDecodeError as error:
-        return record(source, path, location, error=f"invalid JSON: {error.msg} at column {error.colno}",
+        message = error.msg.removesuffix(" at")  # "Invalid control character at"
+        return record(source, path, location, error=f"invalid JSON: {message} at column {error.colno}",
                       raw=preview(line.data))
+    except RecursionError:
+        return record(source, path, location, error="invalid JSON: nested too deeply to parse",
+                      raw=preview(line.data))
+    if _SURROGATE_ESCAPE.search(decoded):
+        problem = lone_surrogate(fields)
+        if problem:
+            return record(source, path, location, error=problem, raw=preview(line.data))
     return document(source, path, location, fields)
+
+
+def lone_surrogate(fields: Any) -> str | None:
+    """'invalid Unicode: ...' naming the top-level field whose value holds a lone surrogate
+    (a ``\\ud800`` escape without its pair), or None; such text cannot be stored as UTF-8."""
+    items = fields.items() if isinstance(fields, dict) else [(None, fields)]
+    for key, value in items:
+        try:
+            json.dumps([key, value], ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as error:
+            bad = ord(error.object[error.start])
+            where = f"field {ascii(key)}" if key is not None else "the record"
+            return f"invalid Unicode: {where} holds a lone surrogate \\u{bad:04x}"
+    return None

@@ -5,7 +5,11 @@ too. A file's id is its path relative to the source root (the folder, or the glo
 prefix), so it stays the same across runs and machines. Version-control folders (``.git`` ...)
 are never walked: they hold history, not the tree. ``include``/``exclude`` patterns (fnmatch,
 on the relative path and on the file name) select files the way a glob does; a file they
-leave out is not an input. Everything selected is an input, and the reader accounts for it.
+leave out is not an input. Everything selected is an input, and the reader accounts for it:
+a directory entry that is not a readable regular file (a dangling symlink, a symlink loop, a
+FIFO) is selected like any file and quarantined when read (``readers.read_input``), not
+skipped. A file reached under several paths (a symlinked folder, a symlink loop that a ``**``
+glob follows again and again) is one input, under its shortest path.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from pipelines.readers.records import too_large
 
@@ -61,7 +65,7 @@ def tree_files(pattern: str, include: Sequence[str] | None, exclude: Sequence[st
     for match in glob.glob(pattern, recursive=True):
         found.update(_walk(match) if os.path.isdir(match) else [match])
     chosen = []
-    for path in found:
+    for path in unique_files(found):
         relative = relative_id(root, path)
         if any(part in VCS_DIRS for part in relative.split("/")):
             continue
@@ -72,11 +76,29 @@ def tree_files(pattern: str, include: Sequence[str] | None, exclude: Sequence[st
 
 
 def _walk(folder: str) -> list[str]:
+    """Every entry under ``folder`` that is not a folder (symlinked folders are not followed)."""
     files = []
     for directory, subdirs, names in os.walk(folder):
         subdirs[:] = sorted(d for d in subdirs if d not in VCS_DIRS)
         files.extend(os.path.join(directory, name) for name in names)
-    return [path for path in files if os.path.isfile(path)]
+    return [path for path in files if not os.path.isdir(path)]
+
+
+def unique_files(paths: Iterable[str]) -> list[str]:
+    """``paths`` without folders, one path per file: of paths that resolve to the same file,
+    the shortest (then the first in order) stays. An entry that does not resolve (a dangling
+    symlink, a loop) is known by its resolved folder and name, and stays for the reader to
+    quarantine. Sorted."""
+    chosen: dict[str, str] = {}
+    for path in sorted(paths, key=lambda p: (len(Path(p).parts), p)):
+        if os.path.isdir(path):
+            continue
+        if os.path.exists(path):
+            key = os.path.realpath(path)
+        else:
+            key = os.path.join(os.path.realpath(os.path.dirname(path) or "."), os.path.basename(path))
+        chosen.setdefault(key, path)
+    return sorted(chosen.values())
 
 
 @dataclass(frozen=True)
