@@ -81,7 +81,7 @@ def _walk(folder: str) -> list[str]:
     for directory, subdirs, names in os.walk(folder):
         subdirs[:] = sorted(d for d in subdirs if d not in VCS_DIRS)
         files.extend(os.path.join(directory, name) for name in names)
-    return [path for path in files if not os.path.isdir(path)]
+    return files
 
 
 def unique_files(paths: Iterable[str]) -> list[str]:
