@@ -34,7 +34,10 @@ class ProblemError(Exception):
 _bearer = HTTPBearer(auto_error=False, description=f"the value of ${TOKEN_ENV}")
 
 
-def require_token(
+# The dependencies below are async although they do no I/O: FastAPI runs a sync dependency in
+# the thread pool, a thread hop per dependency per request, which under 50 clients costs more
+# than the work itself.
+async def require_token(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> None:
     """With a token configured (``create_app`` reads ``$MIDTRAIN_API_TOKEN`` once), every
@@ -51,9 +54,9 @@ def require_token(
         )
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_jobs(request: Request) -> Jobs:
+async def get_jobs(request: Request) -> Jobs:
     return request.app.state.jobs

@@ -337,7 +337,7 @@ class Jobs:
         return self.get(job_id)
 
     def get(self, job_id: str, kind: str | None = None) -> dict[str, Any] | None:
-        rows = self.store.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [job_id])
+        rows = self.store.query(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", [job_id])
         if not rows or (kind is not None and rows[0][1] != kind):
             return None
         return self._record(rows[0])
@@ -352,10 +352,10 @@ class Jobs:
             where.append("status = ?")
             parameters.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = self.store.execute(
+        rows = self.store.query(
             f"SELECT {_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
             [*parameters, limit, offset])
-        total = self.store.execute(f"SELECT count(*) FROM jobs {clause}", parameters)[0][0]
+        total = self.store.query(f"SELECT count(*) FROM jobs {clause}", parameters)[0][0]
         return [self._record(row) for row in rows], int(total)
 
     def cancel(self, job_id: str) -> dict[str, Any]:
@@ -378,7 +378,7 @@ class Jobs:
         each. Safe to call from several threads: one pass at a time."""
         changes: list[str] = []
         with self._reconciling:
-            for row in self.store.execute(f"SELECT {_COLUMNS} FROM jobs WHERE status = ?", [RUNNING]):
+            for row in self.store.query(f"SELECT {_COLUMNS} FROM jobs WHERE status = ?", [RUNNING]):
                 if row[0] in self._launching:
                     continue
                 change = self._reconcile_one(self._record(row, with_progress=False))
@@ -459,7 +459,7 @@ class Reconciler:
             self._stop.wait(self.interval)
 
     def _has_running(self) -> bool:
-        return bool(self.jobs.store.execute("SELECT 1 FROM jobs WHERE status = ? LIMIT 1", [RUNNING]))
+        return bool(self.jobs.store.query("SELECT 1 FROM jobs WHERE status = ? LIMIT 1", [RUNNING]))
 
 
 def wait_for(jobs: Jobs, job_id: str, timeout: float = 600.0, poll: float = 0.5) -> dict[str, Any]:

@@ -173,8 +173,8 @@ def train_spec(spec: TrainSpec, roots: DataRoots | None = None) -> TrainSpec:
     return (roots or DataRoots.from_env()).train_spec(spec)
 
 
-def get_roots(request: Request) -> DataRoots:
-    """FastAPI dependency: the roots ``create_app`` configured."""
+async def get_roots(request: Request) -> DataRoots:
+    """FastAPI dependency: the roots ``create_app`` configured (async: no thread hop)."""
     return request.app.state.roots
 
 

@@ -57,14 +57,14 @@ def register_source(store: Store, roots: DataRoots, spec: SourceConfig) -> dict[
 
 
 def get_source(store: Store, name: str) -> dict[str, Any] | None:
-    rows = store.execute(f"SELECT {_COLUMNS} FROM sources WHERE name = ?", [name])
+    rows = store.query(f"SELECT {_COLUMNS} FROM sources WHERE name = ?", [name])
     return _record(rows[0]) if rows else None
 
 
 def list_sources(store: Store, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """A page of sources by name, and how many there are."""
-    rows = store.execute(f"SELECT {_COLUMNS} FROM sources ORDER BY name LIMIT ? OFFSET ?", [limit, offset])
-    total = store.execute("SELECT count(*) FROM sources")[0][0]
+    rows = store.query(f"SELECT {_COLUMNS} FROM sources ORDER BY name LIMIT ? OFFSET ?", [limit, offset])
+    total = store.query("SELECT count(*) FROM sources")[0][0]
     return [_record(row) for row in rows], int(total)
 
 

@@ -125,26 +125,47 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+READ_CACHE_ENTRIES = 4096
+
+
 class Store:
-    """The state file. One connection guarded by a lock: FastAPI runs sync handlers on a thread
-    pool, and a DuckDB connection is not safe to share across threads unguarded. Every
-    statement is parameterised; names never become SQL text. Mixture versions are methods
-    here; other tables (``api.jobs``, the sources) go through ``execute``."""
+    """The state file, used from FastAPI's thread pool and the reconciler's thread.
+
+    Each thread has its own DuckDB cursor (``connection.cursor()``: an independent connection
+    to the same database, which a thread may use while others use theirs), so reads never wait
+    for a lock. Writes are serialised by one lock, and each multi-statement write is a
+    transaction, so two writers never interleave (the primary keys guard the rest).
+
+    This process is the state file's only writer (DuckDB locks the file), so a read's rows stay
+    valid until the next write here: reads are cached per (statement, parameters) and every
+    write bumps ``generation``, which makes every cached read stale. A read computed while a
+    write lands is stored under the generation seen before it, so it is never served after the
+    write returns. Every statement is parameterised; names never become SQL text. Mixture
+    versions are methods here; other tables (``api.jobs``, the sources) go through ``query``
+    (reads) and ``execute`` (writes)."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = state_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connection = duckdb.connect(str(self.path))
-        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._cursors_lock = threading.Lock()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._local = threading.local()
+        self.generation = 0
+        self._reads: dict[tuple, tuple[int, list[tuple]]] = {}
         try:
-            with self._lock:
+            with self._write_lock:
                 self.schema_version = migrate(self._connection)
         except Exception:
             self._connection.close()
             raise
 
     def close(self) -> None:
-        with self._lock:
+        with self._write_lock, self._cursors_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
             self._connection.close()
 
     def __enter__(self) -> "Store":
@@ -153,19 +174,53 @@ class Store:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's cursor, made on its first use."""
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            with self._cursors_lock:
+                cursor = self._connection.cursor()
+                self._cursors.append(cursor)
+            self._local.cursor = cursor
+        return cursor
+
+    def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
+        """A read-only parameterised statement's rows, from the read cache while no write has
+        happened since they were read."""
+        key = (sql, tuple(parameters or ()))
+        generation = self.generation
+        cached = self._reads.get(key)
+        if cached is not None and cached[0] == generation:
+            return list(cached[1])
+        result = self._cursor().execute(sql, parameters or [])
+        rows = result.fetchall() if result.description else []
+        if len(self._reads) >= READ_CACHE_ENTRIES:
+            self._reads.clear()
+        self._reads[key] = (generation, rows)
+        return list(rows)
+
     def execute(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
-        """One parameterised statement under the lock; its rows (none for a write)."""
-        with self._lock:
-            result = self._connection.execute(sql, parameters or [])
-            return result.fetchall() if result.description else []
+        """A parameterised statement that may write, under the write lock; its rows (none for a
+        write without RETURNING)."""
+        with self._write_lock:
+            try:
+                result = self._cursor().execute(sql, parameters or [])
+                return result.fetchall() if result.description else []
+            finally:
+                self._wrote()
+
+    def _wrote(self) -> None:
+        """After a write (under the write lock): every cached read is stale."""
+        self.generation += 1
+        self._reads.clear()
 
     def create_mixture(self, spec: MixtureSpec) -> dict[str, Any]:
         """Store ``spec`` as the next version of its name (1 for a new name); returns the record."""
         text = canonical_spec(spec)
         digest = hashlib.sha256(text.encode()).hexdigest()
         created_at = utc_now()
-        with self._lock:
-            connection = self._connection
+        with self._write_lock:
+            connection = self._cursor()
             # The lock serialises this process; the transaction and the primary key keep two
             # versions from ever sharing a number even so.
             connection.execute("BEGIN TRANSACTION")
@@ -182,6 +237,8 @@ class Store:
             except Exception:
                 connection.execute("ROLLBACK")
                 raise
+            finally:
+                self._wrote()
         return _record((spec.name, version, digest, text, created_at))
 
     def get_mixture(self, name: str, version: int | None = None) -> dict[str, Any] | None:
@@ -193,34 +250,29 @@ class Store:
         else:
             query += " AND version = ?"
             parameters.append(version)
-        with self._lock:
-            row = self._connection.execute(query, parameters).fetchone()
-        return _record(row) if row else None
+        rows = self.query(query, parameters)
+        return _record(rows[0]) if rows else None
 
     def list_mixtures(self, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """The latest version of each mixture, by name; and how many names there are."""
-        with self._lock:
-            rows = self._connection.execute(
-                f"""
-                SELECT {_COLUMNS} FROM mixtures
-                QUALIFY version = max(version) OVER (PARTITION BY name)
-                ORDER BY name LIMIT ? OFFSET ?
-                """,
-                [limit, offset],
-            ).fetchall()
-            total = self._connection.execute("SELECT count(DISTINCT name) FROM mixtures").fetchone()[0]
+        rows = self.query(
+            f"""
+            SELECT {_COLUMNS} FROM mixtures
+            QUALIFY version = max(version) OVER (PARTITION BY name)
+            ORDER BY name LIMIT ? OFFSET ?
+            """,
+            [limit, offset],
+        )
+        total = self.query("SELECT count(DISTINCT name) FROM mixtures")[0][0]
         return [_record(row) for row in rows], int(total)
 
     def mixture_versions(self, name: str, limit: int = 50, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Every version of one mixture, oldest first; and how many there are (0: no such name)."""
-        with self._lock:
-            rows = self._connection.execute(
-                f"SELECT {_COLUMNS} FROM mixtures WHERE name = ? ORDER BY version LIMIT ? OFFSET ?",
-                [name, limit, offset],
-            ).fetchall()
-            total = self._connection.execute(
-                "SELECT count(*) FROM mixtures WHERE name = ?", [name]
-            ).fetchone()[0]
+        rows = self.query(
+            f"SELECT {_COLUMNS} FROM mixtures WHERE name = ? ORDER BY version LIMIT ? OFFSET ?",
+            [name, limit, offset],
+        )
+        total = self.query("SELECT count(*) FROM mixtures WHERE name = ?", [name])[0][0]
         return [_record(row) for row in rows], int(total)
 
 

@@ -98,3 +98,46 @@ def test_concurrent_creates_get_distinct_versions(tmp_path):
             records = list(pool.map(lambda _: store.create_mixture(SPEC), range(32)))
         assert sorted(record["version"] for record in records) == list(range(1, 33))
         assert store.mixture_versions("anneal", limit=100)[1] == 32
+
+
+def test_reads_while_writing_see_every_acknowledged_write(tmp_path):
+    """Readers on their own cursors, through the read cache, while a writer adds versions: once
+    a write has returned, no read misses it (a stale cached read would)."""
+    with Store(tmp_path / "state.duckdb") as store:
+        store.create_mixture(SPEC)
+        acknowledged = [1]
+        stale: list[tuple[int, int]] = []
+
+        def write(count: int) -> None:
+            for _ in range(count):
+                acknowledged.append(store.create_mixture(SPEC)["version"])
+
+        def read(count: int) -> None:
+            for _ in range(count):
+                floor = acknowledged[-1]  # a version whose write has returned
+                seen = store.get_mixture("anneal")["version"]
+                listed, total = store.list_mixtures()
+                versions, number = store.mixture_versions("anneal")
+                if min(seen, listed[0]["version"], number) < floor or total != 1:
+                    stale.append((floor, seen))
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            futures = [pool.submit(write, 40)] + [pool.submit(read, 200) for _ in range(5)]
+            for future in futures:
+                future.result()
+        assert stale == []
+        assert store.get_mixture("anneal")["version"] == 41
+        assert [record["version"] for record in store.mixture_versions("anneal", limit=100)[0]] == list(range(1, 42))
+
+
+def test_reads_are_cached_until_a_write(tmp_path):
+    with Store(tmp_path / "state.duckdb") as store:
+        store.create_mixture(SPEC)
+        generation = store.generation
+        assert store.get_mixture("anneal") == store.get_mixture("anneal")
+        assert store.generation == generation  # reads do not invalidate
+        store.execute("INSERT INTO sources VALUES (?, ?, ?)", ["s", "{}", "2024-01-01"])
+        assert store.generation == generation + 1
+        assert store.query("SELECT name FROM sources") == [("s",)]
+        store.execute("DELETE FROM sources WHERE name = ?", ["s"])
+        assert store.query("SELECT name FROM sources") == []  # not the cached row

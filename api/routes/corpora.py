@@ -55,7 +55,7 @@ class DocumentPage(BaseModel):
 
 def corpus_output(store: Store, run_id: str) -> Path:
     """The output folder of a succeeded curation job; 404 / 409 problems otherwise."""
-    rows = store.execute("SELECT status, output FROM jobs WHERE id = ? AND kind = 'curation'", [run_id])
+    rows = store.query("SELECT status, output FROM jobs WHERE id = ? AND kind = 'curation'", [run_id])
     if not rows:
         raise ProblemError(404, "Not Found", f"no curation run {run_id!r}")
     status, output = rows[0]

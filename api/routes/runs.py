@@ -13,7 +13,6 @@ from fastapi.responses import FileResponse
 from api.deps import ProblemError, get_jobs, get_store, require_token
 from api.jobs import RUNNING, Jobs, JobStateError
 from api.launch import curation_request, mix_build_request, training_request
-from api.paths import get_roots
 from api.routes.common import NOT_FOUND, PROBLEMS, found
 from api.schemas import (Artefact, CurationRunRequest, JobPage, JobRecord, LogPage, MixBuildRequest, Problem,
                          RecordPage, TrainingRunRequest)
@@ -40,7 +39,7 @@ def _launch(jobs: Jobs, kind: str, request: dict, output: str) -> dict[str, Any]
 def launch_curation_run(body: CurationRunRequest, request: Request, store: Store = Depends(get_store),
                         jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
     """Curate the config's sources into its output, on Ray."""
-    config, output = curation_request(store, get_roots(request), body.config)
+    config, output = curation_request(store, request.app.state.roots, body.config)
     return _launch(jobs, "curation", config, output)
 
 
@@ -48,7 +47,7 @@ def launch_curation_run(body: CurationRunRequest, request: Request, store: Store
 def launch_mix_build(body: MixBuildRequest, request: Request, store: Store = Depends(get_store),
                      jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
     """Build every phase of a saved mixture version, on Ray."""
-    spec, output = mix_build_request(store, get_roots(request), jobs.runs_root, body.mixture, body.version,
+    spec, output = mix_build_request(store, request.app.state.roots, jobs.runs_root, body.mixture, body.version,
                                      body.output)
     return _launch(jobs, "mix-build", spec, output)
 
@@ -57,7 +56,7 @@ def launch_mix_build(body: MixBuildRequest, request: Request, store: Store = Dep
              responses=_LAUNCHED)
 def launch_training_run(body: TrainingRunRequest, request: Request, jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
     """Train through the spec's phases, on Ray (a GPU when the cluster has one)."""
-    spec, output = training_request(jobs, get_roots(request), body.spec, body.mix_build)
+    spec, output = training_request(jobs, request.app.state.roots, body.spec, body.mix_build)
     return _launch(jobs, "training", spec, output)
 
 
