@@ -419,6 +419,8 @@ def fuzzy_components(staged: list[str], earlier: list[str], scheme: MinHashSchem
     scattered = [prefix for prefixes in ray.get([
         bucket_scatter.remote(file, scheme, buckets, folder) for file in files
     ]) for prefix in prefixes]
+    if not scattered:  # no document reached fuzzy dedup with a signature (all dropped before it)
+        return FuzzyResult(components=[], candidate_pairs=0, checked_on_text=0, edges=0, rounds=0)
     pairs = ray.get([bucket_pairs.remote(p, scattered, file_parts, folder) for p in range(buckets)])
     lefts = ray.get([attach_left.remote(f, pairs, paths, scheme.num_perm, file_parts, folder) for f in numbers])
     # A graph partition per _ROWS_PER_PARTITION candidate pairs (an upper bound on edges).

@@ -206,6 +206,16 @@ def test_near_duplicates_across_sources_keep_the_best_copy(ray_runtime, tmp_path
         "ngram": 5, "bands": 14, "rows": 8, "seed": 1}
 
 
+def test_a_run_whose_every_document_is_dropped_before_fuzzy_dedup_completes(ray_runtime, tmp_path):
+    """No signature reaches fuzzy dedup (found by the API load test: a run failed in the
+    bucket stage on an empty gather)."""
+    rng = random.Random(8)
+    config = _config(tmp_path, "none", {"web": [{"id": f"d{i}", "text": document(rng)} for i in range(6)]})
+    config = config.model_copy(update={"language": config.language.model_copy(update={"allowed": ["fr"]})})
+    manifest = run_curation(config, progress=lambda line: None)
+    assert manifest.counts.kept == 0 and manifest.counts.dropped == {"language_not_allowed": 6}
+
+
 def test_threshold_decides_which_pairs_are_duplicates(ray_runtime, tmp_path):
     rng = random.Random(6)
     base = document(rng, 400)
