@@ -14,16 +14,15 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from api.app import create_app
 from api.cli import main
 from api.paths import DataRoots
+from api_server import Server
 from mixer.tokenizer import train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("ray_runtime")
@@ -63,28 +62,6 @@ def run(*argv: str) -> Result:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main([str(arg) for arg in argv])
     return Result(code, out.getvalue(), err.getvalue())
-
-
-class Server:
-    """The API under uvicorn in a thread, on a socket bound to a free port."""
-
-    def __init__(self, app) -> None:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        """Stop serving; the app's lifespan closes the state file. Idempotent."""
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
 
 
 def code_document(rng: random.Random, number: int) -> str:
