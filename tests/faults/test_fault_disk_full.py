@@ -88,7 +88,7 @@ def tmpfs(tmp_path):
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
                     "the RLIMIT_FSIZE variant covers a failing shard write")
     yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
 def run_child(mode: str, config_file: Path, filler: Path, leave: int) -> subprocess.CompletedProcess:

@@ -47,13 +47,14 @@ def wait_for_exit(pid: int, deadline: float) -> None:
 def kill_a_staging_worker(directory: Path, run: threading.Thread) -> tuple[int, Path]:
     """SIGKILL the first Ray worker seen writing a staged unit; returns its pid and its
     partial file, which must still be there (the unit unfinished) once the worker is dead."""
-    deadline = time.monotonic() + 120
+    deadline, titles = time.monotonic() + 120, set()
     while True:
         assert run.is_alive(), "the run ended before a worker could be killed"
-        assert time.monotonic() < deadline, "no staging task started within 120 s"
+        assert time.monotonic() < deadline, f"no staging task seen within 120 s (writers' titles: {titles})"
         for partial in directory.glob("*.partial") if directory.is_dir() else []:
             pid = int(partial.name.split(".")[-2])
-            if process_title(pid).startswith("ray::Map(stage_row)"):
+            titles.add(title := process_title(pid))
+            if title.startswith("ray::Map(stage_row)"):
                 os.kill(pid, signal.SIGKILL)
                 wait_for_exit(pid, time.monotonic() + 30)
                 return pid, partial
