@@ -175,11 +175,23 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from api import service
 
     local_only(args)
+    if not (args.out / "manifest.json").is_file() and ((args.out / "train").is_dir() or (args.out / "metrics.jsonl").is_file()):
+        from trainer.report import write_run_report  # a run folder, not a curated output
+
+        print(f"report: {write_run_report(args.out, args.output)}")
+        return
     from pipelines.report import funnel_rows, load_stats
 
     directory = service.report(args.out)
     print(service.format_table(funnel_rows(load_stats(directory))))
     print(f"report: {directory}")
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    local_only(args)
+    from trainer.compare import write_comparison
+
+    print(f"compare: {write_comparison(args.runs, args.output)}")
 
 
 def _cmd_tokenizer_train(args: argparse.Namespace) -> None:
@@ -660,8 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
                   "the counting invariant, dropped and quarantine records, no stray shard")
     sub.add_argument("out", type=Path)
 
-    sub = command("report", _cmd_report, "regenerate OUT/report/ (funnel, quality histograms, stats.json)")
-    sub.add_argument("out", type=Path)
+    sub = command("report", _cmd_report, "regenerate OUT/report/ (funnel, quality histograms, stats.json); for a run "
+                  "folder (RUN/train/), write RUN/report.html (funnel, composition, LR, RoPE, loss, evaluations)")
+    sub.add_argument("out", type=Path, metavar="OUT_OR_RUN")
+    sub.add_argument("--output", type=Path, default=None, help="a run's report file (default RUN/report.html)")
+
+    sub = command("compare", _cmd_compare, "runs side by side in one self-contained HTML report")
+    sub.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders (at least two)")
+    sub.add_argument("--output", type=Path, default=Path("compare.html"))
 
     tokenizer = commands.add_parser("tokenizer", help="tokenizer commands")
     tokenizer_commands = tokenizer.add_subparsers(dest="tokenizer_command", required=True)
