@@ -392,6 +392,39 @@ def _cmd_schedule_plot(args: argparse.Namespace) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# recipe: the survey's recipes as presets (api.recipes)
+
+
+def _cmd_recipe_list(args: argparse.Namespace) -> None:
+    from api.recipes import recipe_rows
+    from corpus.catalog import format_table
+
+    local_only(args)
+    print(format_table(recipe_rows()))
+
+
+def _cmd_recipe_show(args: argparse.Namespace) -> None:
+    from api.recipes import format_recipe, load_recipe
+
+    local_only(args)
+    print(format_recipe(load_recipe(args.name)))
+
+
+def _cmd_recipe_run(args: argparse.Namespace) -> None:
+    from api import service
+    from api.recipes import Settings, run_recipe
+
+    local_only(args)
+    settings = Settings(scale=args.scale, seq_len=args.seq_len, model=args.model, batch_size=args.batch_size,
+                        lr=args.lr, eval_every=args.eval_every or None)
+    record = run_recipe(args.name, args.corpus, settings, output=args.output, run=args.run_name,
+                        tokenizer=args.tokenizer, vocab_size=args.vocab_size, drop_missing=args.drop_missing,
+                        on_ray=not args.no_ray)
+    print(service.format_table(summary_rows(record["summary"])))
+    print(record["run_dir"])
+
+
+# ---------------------------------------------------------------------------------------------
 # sources, mixtures, runs: the state's resources, locally or on a server
 
 
@@ -747,6 +780,31 @@ def build_parser() -> argparse.ArgumentParser:
                      help="PNG to write (default: the spec's OUTPUT/plots/schedule.png)")
     sub.add_argument("--world-size", type=int, default=1,
                      help="data-parallel ranks the run will have (torchrun's nproc), each taking a batch a step")
+
+    recipe = commands.add_parser("recipe", help="the mid-training survey's recipes as presets (recipes/*.yaml)")
+    recipe_commands = recipe.add_subparsers(dest="recipe_command", required=True)
+    command("list", _cmd_recipe_list, "the presets: phases, schedule, full-scale tokens", parent=recipe_commands)
+    sub = command("show", _cmd_recipe_show, "one preset: phases, proportions, RoPE, schedule, source, approximations",
+                  parent=recipe_commands)
+    sub.add_argument("name", help="a preset's name or a recipe YAML file")
+    sub = command("run", _cmd_recipe_run, "mix and train a preset at small scale on a curated corpus "
+                  "(writes OUTPUT/NAME/recipe.json, mixture/, train/)", parent=recipe_commands)
+    sub.add_argument("name", help="a preset's name or a recipe YAML file")
+    sub.add_argument("--corpus", required=True, help="a curated output (contract 1)")
+    sub.add_argument("--scale", type=float, default=1e-7, help="multiply every token budget (default 1e-7)")
+    sub.add_argument("--seq-len", type=int, default=128,
+                     help="the length the recipe's original context becomes; every phase keeps its ratio to it")
+    sub.add_argument("--model", default="tiny", help="model size preset: tiny, small, 10m or 125m")
+    sub.add_argument("--batch-size", type=int, default=8, help="sequences per step at the original context")
+    sub.add_argument("--lr", type=float, default=3e-3, help="peak LR (the recipe's schedule shapes it)")
+    sub.add_argument("--eval-every", type=int, default=50, help="steps between evaluations; 0: none")
+    sub.add_argument("--tokenizer", default=None, help="a tokenizer JSON (default: train one on the corpus)")
+    sub.add_argument("--vocab-size", type=int, default=4096, help="for the tokenizer trained on the corpus")
+    sub.add_argument("--drop-missing", action="store_true",
+                     help="drop sources the corpus has no documents for and renormalise their phase (printed)")
+    sub.add_argument("--output", default="runs", help="folder of runs (default runs/)")
+    sub.add_argument("--name", dest="run_name", default=None, help="run name (default RECIPE-<hash of the inputs>)")
+    sub.add_argument("--no-ray", action="store_true", help="train in this process, not a Ray task")
 
     state_note = " (locally: the state file $MIDTRAIN_STATE, which a running server holds; with --server: that server's)"
     sources = commands.add_parser("sources", help="registered curate sources" + state_note)
