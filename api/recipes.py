@@ -437,11 +437,12 @@ def run_recipe(name: str, corpus: str | Path, settings: Settings = Settings(), o
     run_dir.mkdir(parents=True, exist_ok=True)
     # resolve before the tokenizer, so a bad setting costs nothing
     resolved = resolve(recipe, settings, str(corpus), PLACEHOLDER, str(mixture_dir), str(train_dir), run, drop)
+    reasons = {(item["phase"], item["source"]): item["missing"] for item in missing}
     for item in resolved.dropped:
+        item["missing"] = reasons[item["phase"], item["source"]]
         changes = ", ".join(f"{name} {old:g}→{new:g}" for name, (old, new) in item["renormalised"].items())
         progress(f"recipe: phase {item['phase']!r}: dropped source {item['source']!r} (weight {item['weight']:g}; "
-                 f"the corpus has no {next(m['missing'] for m in missing if m['phase'] == item['phase'] and m['source'] == item['source'])}); "
-                 f"renormalised {changes}")
+                 f"the corpus has no {item['missing']}); renormalised {changes}")
     for phase, tokens in resolved.floored.items():
         progress(f"recipe: phase {phase!r}: {tokens['scaled']:,} tokens at scale {settings.scale:g} raised to "
                  f"{tokens['run']:,} ({settings.min_steps} training steps and the held-out batch)")
@@ -459,8 +460,13 @@ def run_recipe(name: str, corpus: str | Path, settings: Settings = Settings(), o
     }
     service.write_json(run_dir / "recipe.json", record)
     progress(f"recipe: {recipe.name} → {run_dir}")
-    service.mix_build(mixture, mixture_dir, progress=progress)
-    summary = service.train(resolved.train, on_ray=on_ray, progress=progress)
+    try:
+        service.mix_build(mixture, mixture_dir, progress=progress)
+        summary = service.train(resolved.train, on_ray=on_ray, progress=progress)
+    except BaseException as error:
+        record.update(status="failed", error=(str(error).strip().splitlines() or [type(error).__name__])[0])
+        service.write_json(run_dir / "recipe.json", record)
+        raise
     record.update(status="succeeded", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run_dir=str(run_dir))
     service.write_json(run_dir / "recipe.json", record)
     record["summary"] = summary

@@ -170,4 +170,5 @@ def test_drop_missing_drops_and_renormalises_out_loud(no_synthetic, tmp_path, mo
     assert [source.name for source in decay.sources] == ["web", "code", "math"]
     assert sum(source.weight for source in decay.sources) == pytest.approx(1.0)
     record = json.loads(next(tmp_path.glob("*/recipe.json")).read_text())
-    assert record["dropped"][0]["source"] == "synthetic"
+    assert record["dropped"][0]["source"] == "synthetic" and record["dropped"][0]["missing"] == "domain synthetic"
+    assert record["status"] == "failed" and record["error"] == "stopped before building"
