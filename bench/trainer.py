@@ -12,8 +12,10 @@ on small models, for packed batches too).
 
 A step is what the trainer does: forward on ``batch x seq_len`` random token ids, the mean
 next-token cross-entropy (on float32 logits) against random targets, backward, gradient
-clipping to norm 1, AdamW (weight decay on matrices only) and ``zero_grad``. Both models see the
-same batch. Ours gets ``segments`` of all zeros (one document per row: the trainer's batch when
+clipping to norm 1, AdamW (weight decay on matrices only) and ``zero_grad``. Ours computes the
+loss inside its forward (``Decoder(tokens, segments, targets)``, as the trainer calls it; with
+``--compile`` the loss is compiled too); transformers' logits go through ``F.cross_entropy`` as
+a training loop over ``LlamaForCausalLM`` does. Both models see the same batch. Ours gets ``segments`` of all zeros (one document per row: the trainer's batch when
 no document boundary falls inside a row). ``ours_packed`` is ours again on a batch whose rows
 pack several documents (lengths drawn uniformly from 1..``seq_len/2``, so a row holds ~4), which
 takes the per-document masked attention path that transformers has no counterpart for here.
@@ -180,11 +182,10 @@ def packed_segments(batch: int, seq_len: int, generator: torch.Generator) -> tor
     return segments
 
 
-def training_step(model: torch.nn.Module, forward: Callable[[], torch.Tensor],
-                  optimizer: torch.optim.Optimizer, targets: torch.Tensor) -> float:
-    with torch.autocast(targets.device.type, dtype=torch.bfloat16, enabled=targets.device.type == "cuda"):
-        logits = forward()
-    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+def training_step(model: torch.nn.Module, token_losses: Callable[[], torch.Tensor],
+                  optimizer: torch.optim.Optimizer, device: torch.device) -> float:
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        loss = token_losses().mean()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
@@ -220,10 +221,15 @@ def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) ->
         for layer in theirs.model.layers:
             layer.compile()
 
+    def llama_losses() -> torch.Tensor:  # what a transformers training loop does with logits
+        logits = theirs(input_ids=tokens).logits
+        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
+
+    # ours: the trainer's call (Decoder.forward with targets: the loss inside the model)
     runners = {
-        "ours": (ours, lambda: ours(tokens, one_document)),
-        "transformers": (theirs, lambda: theirs(input_ids=tokens).logits),
-        "ours_packed": (packed_ours, lambda: packed_ours(tokens, packed)),
+        "ours": (ours, lambda: ours(tokens, one_document, targets)),
+        "transformers": (theirs, llama_losses),
+        "ours_packed": (packed_ours, lambda: packed_ours(tokens, packed, targets)),
     }
     if args.no_packed:
         del runners["ours_packed"]
@@ -233,7 +239,7 @@ def bench_config(name: str, fields: dict[str, int], args: argparse.Namespace) ->
         model, forward = runners[label]
         start = time.perf_counter()
         for _ in range(steps):
-            training_step(model, forward, optimizers[label], targets)
+            training_step(model, forward, optimizers[label], device)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - start

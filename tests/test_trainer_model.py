@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.model import (
+    IGNORE,
     AttentionPlan,
     Decoder,
     attend,
@@ -245,3 +247,19 @@ def test_grouped_heads_go_to_sdpa_only_where_a_fused_kernel_takes_them():
     assert not sdpa_shares_kv_heads(elsewhere, masked=False)  # float32: no flash kernel
     assert sdpa_shares_kv_heads(elsewhere.to(torch.bfloat16), masked=False)
     assert not sdpa_shares_kv_heads(elsewhere.to(torch.bfloat16), masked=True)
+
+
+def test_with_targets_the_model_returns_each_positions_loss():
+    """The loss inside the model (the trainer's call) is cross-entropy of its logits, bitwise
+    in eager mode, IGNORE positions 0; compiled, the same to float rounding."""
+    model = tiny()
+    tokens = torch.randint(0, VOCAB, (2, 17), generator=torch.Generator().manual_seed(1))
+    segments = torch.zeros(2, 16, dtype=torch.long)
+    targets = tokens[:, 1:].clone()
+    targets[0, :3] = IGNORE
+    losses = model(tokens[:, :-1], segments, targets)
+    expected = F.cross_entropy(model(tokens[:, :-1], segments).flatten(0, 1), targets.flatten(),
+                               ignore_index=IGNORE, reduction="none").view_as(targets)
+    assert torch.equal(losses, expected) and not losses[0, :3].any()
+    model.compile_blocks()
+    torch.testing.assert_close(model(tokens[:, :-1], segments, targets), expected, rtol=1e-4, atol=1e-5)

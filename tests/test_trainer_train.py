@@ -264,10 +264,10 @@ class Recording(Decoder):
 
     calls: list[tuple[int, torch.Tensor]] = []
 
-    def forward(self, tokens, segments):
+    def forward(self, tokens, segments, targets=None):
         Recording.calls.append((tokens.shape[1], self.inv_freq.clone()))
         Recording.last = self
-        return super().forward(tokens, segments)
+        return super().forward(tokens, segments, targets)
 
 
 def test_each_phase_sets_its_seq_len_and_rope(mixture, tmp_path, monkeypatch):
@@ -360,14 +360,14 @@ def test_keep_checkpoints_prunes_the_oldest(mixture, tmp_path):
 
 
 class Poisoned(Decoder):
-    """A decoder whose logits turn to NaN on its third forward pass."""
+    """A decoder whose output (losses in training) turns to NaN on its third forward pass."""
 
     calls = 0
 
-    def forward(self, tokens, segments):
+    def forward(self, tokens, segments, targets=None):
         Poisoned.calls += 1
-        logits = super().forward(tokens, segments)
-        return logits * float("nan") if Poisoned.calls == 3 else logits
+        output = super().forward(tokens, segments, targets)
+        return output * float("nan") if Poisoned.calls == 3 else output
 
 
 def test_a_nan_stops_the_run_naming_step_sources_and_stream_position(mixture, tmp_path, monkeypatch):

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import IO, Callable
 
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from corpus.files import write_text_atomic
@@ -52,14 +51,13 @@ from trainer.distributed import (
     wrap,
 )
 from trainer.evals import fim_exact_match, passkey_accuracy, perplexity
-from trainer.model import Decoder, document_starts
+from trainer.model import IGNORE, Decoder, document_starts
 from trainer.rope import rope_frequencies
 from trainer.schedule import lr_at
 from trainer.spec import OptimizerSpec, PhaseSpec, TrainSpec
 from trainer.throughput import flops_per_token, peak_flops
 
 Progress = Callable[[str], None]
-IGNORE = -100  # target id that cross_entropy skips
 
 
 class NonFiniteError(FloatingPointError):
@@ -211,10 +209,7 @@ def batch_loss(model: torch.nn.Module, batch: PackedBatch, info: PhaseInfo, devi
     not_targets = document_starts(segments)[:, 1:] | (sources[:, 1:] == PAD_SOURCE)
     targets = tokens[:, 1:].masked_fill(not_targets, IGNORE)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        logits = model(tokens[:, :-1], segments[:, :-1])
-    per_token = F.cross_entropy(
-        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE, reduction="none"
-    ).view_as(targets)
+        per_token = model(tokens[:, :-1], segments[:, :-1], targets)
     valid = targets != IGNORE
     by_source, by_domain = group_means(per_token, valid, sources[:, 1:], info)
     return BatchLoss(per_token[valid].mean(), by_source, by_domain)
