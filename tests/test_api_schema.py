@@ -110,6 +110,10 @@ schema = schema.exclude(method="POST", path_regex=LAUNCHES)
 @pytest.fixture(scope="module", autouse=True)
 def seeded():
     seed(str(ROOT / "state.duckdb"), ROOT / "outputs")  # before the first request opens the state
+    train = ROOT / "runs" / "seeded" / "train"  # a run folder for /dashboard/runs/{name} (no report.html)
+    train.mkdir(parents=True)
+    (train / "metrics.jsonl").write_text(json.dumps({"phase": "p", "step": 1, "tokens_seen": 64, "loss": 5.0,
+                                                     "lr": 0.001, "loss_by_domain": {"web": 5.0}}) + "\n")
     yield
     from schemathesis.python import asgi
 

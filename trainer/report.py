@@ -147,9 +147,10 @@ def _spec_from_checkpoint(train_dir: Path) -> dict | None:
     return state.get("spec")
 
 
-def collect(run_dir: str | Path) -> RunData:
+def collect(run_dir: str | Path, corpora: bool = True) -> RunData:
     """Everything the report shows, read from ``run_dir``; what cannot be found is recorded in
-    ``missing``. Raises :class:`RunError` when there is no training output at all."""
+    ``missing``. ``corpora=False`` leaves out the curation funnel (its stats may need a pass
+    over the corpus). Raises :class:`RunError` when there is no training output at all."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"{run_dir}: no such run folder")
@@ -165,7 +166,8 @@ def collect(run_dir: str | Path) -> RunData:
     _collect_training(data)
     _collect_spec(data)
     _collect_build(data)
-    _collect_corpora(data)
+    if corpora:
+        _collect_corpora(data)
     return data
 
 
@@ -342,7 +344,9 @@ def final_metrics(data: RunData) -> dict[str, Any]:
         row["tokens"] = int(last.get("tokens_seen") or 0)
         row["steps"] = last.get("step")
         tail = [record for record in data.metrics if record.get("phase") == last.get("phase")][-5:]
-        row["final loss"] = float(np.mean([record["loss"] for record in tail if number(record.get("loss")) is not None]))
+        losses = [record["loss"] for record in tail if number(record.get("loss")) is not None]
+        if losses:
+            row["final loss"] = float(np.mean(losses))
         for domain, (_, ys) in nested_series(tail, "loss_by_domain").items():
             row[f"loss {domain}"] = float(np.mean(ys))
     ends = data.phase_ends
@@ -632,11 +636,11 @@ def thin(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float]
     return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
-def run_data(run_dir: str | Path, max_points: int = 500) -> dict[str, Any]:
+def run_data(run_dir: str | Path, max_points: int = 500, corpora: bool = True) -> dict[str, Any]:
     """A run's curves and tables as JSON: loss overall and per domain and LR against tokens
     (at most ``max_points`` each), phase spans, composition per phase, the phase-end
-    evaluations, the final figures, and what is missing."""
-    data = collect(run_dir)
+    evaluations, the final figures, and what is missing (``corpora`` as for :func:`collect`)."""
+    data = collect(run_dir, corpora)
     loss = dict(zip(("tokens", "values"), thin(*series(data.metrics, "loss"), max_points)))
     lr = dict(zip(("tokens", "values"), thin(*series(data.metrics, "lr"), max_points)))
     by_domain = {name: dict(zip(("tokens", "values"), thin(xs, ys, max_points)))
