@@ -31,6 +31,7 @@ from filters.classifier import TrainingSettings
 from mixer.spec import MixtureSpec, load_mixture
 from pipelines.config import CurateConfig, QualitySettings, SourceConfig, load_curate_config
 from pipelines.readers.jsonl import read_jsonl
+from trainer.report import collect, phase_effects, write_run_report
 
 DEMO_VOCAB_SIZE = 4096
 # A small model for a small sample: 14 MB, about a second to train on two cores. The sample's
@@ -155,6 +156,8 @@ def run_demo(output: str | Path = "runs/demo", scale: float = 1.0, progress=prin
     train_spec = load_train_spec(service.EXAMPLES / "train.yaml")
     train_spec = train_spec.model_copy(update={"mixture": str(out / "mix"), "output": str(out / "train")})
     training = timed("train", service.train, train_spec, progress=progress)
+    report = timed("report", write_run_report, out)
+    effects = phase_effects(collect(out, corpora=False))
 
     summary = {
         "wall_seconds": round(time.perf_counter() - started, 1),
@@ -167,6 +170,8 @@ def run_demo(output: str | Path = "runs/demo", scale: float = 1.0, progress=prin
         "domains": {name: totals.model_dump() for name, totals in manifest.domains.items()},
         "mixture": build_summary(build),
         "training": training,
+        "report": str(report),
+        "phase_effects": effects,
     }
     service.write_json(out / "summary.json", summary)
     text = format_summary(summary, manifest)
@@ -203,6 +208,10 @@ def format_summary(summary: dict, manifest) -> str:
         "== training: loss per phase ==",
         format_table(summary_rows(summary["training"])),
         "",
+        "== what each phase changed: held-out loss per domain (lower is better), passkey accuracy ==",
+        format_table(summary["phase_effects"]),
+        "",
+        f"report: {summary['report']}",
         f"wall time {summary['wall_seconds']:.0f}s  "
         + "  ".join(f"{step} {seconds:.0f}s" for step, seconds in summary["step_seconds"].items()),
     ]

@@ -469,6 +469,10 @@ def run_recipe(name: str, corpus: str | Path, settings: Settings = Settings(), o
         raise
     record.update(status="succeeded", finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), run_dir=str(run_dir))
     service.write_json(run_dir / "recipe.json", record)
+    from trainer.report import write_run_report
+
+    record["report"] = str(write_run_report(run_dir))
+    progress(f"recipe: report {record['report']}")
     record["summary"] = summary
     return record
 

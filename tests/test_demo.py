@@ -91,3 +91,17 @@ def test_summary_is_written_and_printed(demo):
     assert any("demo: curate" in line for line in demo["lines"])
     metrics = (demo["out"] / "train" / "metrics.jsonl").read_text().splitlines()
     assert len(metrics) == sum(phase["steps"] for phase in demo["summary"]["training"]["phases"])
+
+
+def test_the_demo_ends_with_a_run_report_and_what_each_phase_changed(demo):
+    report = demo["out"] / "report.html"
+    assert demo["summary"]["report"] == str(report) and report.exists()
+    html = report.read_text()
+    for section in ("Curation funnel", "Composition per phase", "Learning rate", "RoPE frequencies", "Loss",
+                    "what each phase changed"):
+        assert section in html, section
+    effects = demo["summary"]["phase_effects"]
+    assert [(row["from"], row["phase"]) for row in effects] == [("general", "anneal"), ("anneal", "long-context")]
+    assert all(row["held-out set"] == "general" and "Δ loss web" in row for row in effects)
+    assert "Δ passkey 1024" in effects[1]
+    assert "what each phase changed" in (demo["out"] / "summary.txt").read_text()

@@ -139,6 +139,7 @@ def test_run_leaves_the_run_layout_with_finite_losses(smollm2_run, corpus):
     summary = json.loads((train / "summary.json").read_text())
     assert [phase["name"] for phase in summary["phases"]][-1] == "long-context"
     assert [phase["seq_len"] for phase in summary["phases"]] == [32, 32, 32, 32, 128]
+    assert "RoPE frequencies" in (smollm2_run / "report.html").read_text()  # the run's report, written at its end
 
 
 def test_a_missing_domain_is_an_error_naming_phase_source_and_domain(no_synthetic, tmp_path, capsys):

@@ -16,7 +16,7 @@ from matplotlib import image
 from run_fixtures import make_corpus, make_run
 
 from api.cli import main
-from trainer.report import collect, run_data
+from trainer.report import RunData, collect, phase_effects, run_data
 
 SECTIONS = {"funnel", "composition", "lr", "rope", "loss", "evaluation"}
 FIGURES = {"funnel", "composition", "lr", "rope", "loss", "eval_perplexity", "passkey", "fim"}
@@ -191,3 +191,22 @@ def test_run_data_for_the_dashboard(runs):
     assert data["composition"][0]["target"] == pytest.approx({"web": 0.7, "code": 0.2, "math": 0.1}, abs=1e-3)
     assert len(data["evaluation"]["passkey"]) == 3
     json.dumps(data)  # plain JSON
+
+
+def test_phase_effects_are_the_changes_between_phase_ends(tmp_path):
+    def end(phase, web, code, passkey):
+        return {"phase": phase, "phase_end": True, "passkey": passkey,
+                "eval": {"general": {"loss_by_domain": {"web": web, "code": code}},
+                         "anneal": {"loss_by_domain": {"code": 9.0}}}}
+
+    data = RunData(run_dir=tmp_path, name="r", train_dir=tmp_path, evals=[
+        {"phase": "general", "phase_end": False, "eval": {}},  # not a phase end: left out
+        end("general", 3.0, 2.5, {"256": 0.5, "1024": 0.0}),
+        end("anneal", 2.9, 2.0, {"256": 0.5, "1024": 0.125}),
+        end("long", 2.95, 2.1, {"256": 0.75, "1024": 0.5}),
+    ])
+    rows = phase_effects(data)
+    assert [(row["from"], row["phase"], row["held-out set"]) for row in rows] == [
+        ("general", "anneal", "general"), ("anneal", "long", "general")]
+    assert rows[0]["Δ loss code"] == pytest.approx(-0.5) and rows[0]["Δ loss web"] == pytest.approx(-0.1)
+    assert rows[1]["Δ passkey 1024"] == pytest.approx(0.375) and rows[1]["Δ passkey 256"] == pytest.approx(0.25)

@@ -330,6 +330,30 @@ def fim_rows(data: RunData) -> list[dict]:
     return rows
 
 
+def phase_effects(data: RunData) -> list[dict]:
+    """What each phase did, from one phase end to the next: the change of held-out loss per
+    domain on the first phase's held-out set (the one data every phase end measures; an anneal
+    should lower its code and math losses more than its web loss), and the change of passkey
+    accuracy per context length (a long-context phase should raise it beyond the original
+    window). Negative loss changes and positive passkey changes are gains."""
+    ends = data.phase_ends
+    rows = []
+    for before, after in zip(ends, ends[1:]):
+        row: dict[str, Any] = {"phase": after.get("phase"), "from": before.get("phase")}
+        sets = [name for name in (before.get("eval") or {}) if name in (after.get("eval") or {})]
+        if sets:
+            row["held-out set"] = sets[0]
+            old = before["eval"][sets[0]].get("loss_by_domain") or {}
+            new = after["eval"][sets[0]].get("loss_by_domain") or {}
+            for domain in sorted(set(old) & set(new)):
+                row[f"Δ loss {domain}"] = number(new[domain] - old[domain])
+        old_passkey, new_passkey = before.get("passkey") or {}, after.get("passkey") or {}
+        for length in sorted(set(old_passkey) & set(new_passkey), key=lambda key: int(key)):
+            row[f"Δ passkey {length}"] = number(new_passkey[length] - old_passkey[length])
+        rows.append(row)
+    return rows
+
+
 def final_metrics(data: RunData) -> dict[str, Any]:
     """The figures a comparison lines up: the last step's loss (overall and per domain,
     averaged over the last steps of the last phase), and the last phase end's evaluations."""
@@ -554,6 +578,11 @@ def _eval_section(data: RunData, figures: Path) -> str:
     if not data.evals:
         return h.missing("evaluation", data.missing.get("evaluation", "no evaluations"))
     parts = ["<h3>held-out perplexity per domain at each phase end</h3>", h.table(eval_rows(data))]
+    effects = phase_effects(data)
+    if effects:
+        parts += ["<h3>what each phase changed</h3><p>held-out loss per domain on the first phase's "
+                  "held-out set, and passkey accuracy per context length, from one phase end to the "
+                  "next (a lower loss and a higher accuracy are gains)</p>", h.table(effects)]
     path = draw_eval_perplexity(data.evals, data.spans, figures / "eval_perplexity.png")
     parts.append(_figure_or_missing(path, "held-out perplexity per domain", "eval_perplexity", "no perplexity"))
     passkey = passkey_rows(data)
