@@ -19,20 +19,11 @@ from pipelines.config import CurateConfig
 from pipelines.curate import config_hash, run_curation
 from pipelines.staging import staging_dir
 
+from faults.fault_corpus import document  # the fault tests' generated web pages
+
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 FILES, PER_FILE = 6, 500
-
-WORDS = ("river field library bridge market square church children garden station winter "
-         "harbour valley orchard lantern meadow quarry ferry chapel cottage").split()
-
-
-def document(rng: random.Random) -> str:
-    sentences = []
-    for _ in range(rng.randint(6, 12)):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(8, 16))]
-        sentences.append(f"The {' and the '.join(words[:2])} were near the {' '.join(words[2:])}.")
-    return " ".join(sentences)
 
 
 @pytest.fixture(scope="module")
