@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Query
+
 from api.deps import ProblemError
 from api.schemas import Problem
 
@@ -14,6 +16,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "request body over the size limit"},
     422: {"model": Problem, "description": "invalid input; `field` names it"},
 }
+# A page's start, bounded: the stores take a 64-bit offset, and an unbounded one from a
+# request (schemathesis sent 2**63) failed there as a 500.
+MAX_OFFSET = 2**31 - 1
+OFFSET = Query(0, ge=0, le=MAX_OFFSET, description="how many items to skip")
+
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "no such resource"}}
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api import service
 from api.deps import ProblemError, get_store, require_token
-from api.routes.common import NOT_FOUND, PROBLEMS
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS
 from api.schemas import Problem
 from api.state import Store
 from corpus.schema import DOMAINS
@@ -78,7 +78,7 @@ def list_documents(
     domain: str | None = Query(None, description=f"one of {', '.join(DOMAINS)}"),
     tag: str | None = Query(None, max_length=128, description="documents carrying this tag"),
     limit: int = Query(20, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = OFFSET,
     max_chars: int = Query(2000, ge=0, le=1_000_000, description="texts are cut to this many characters"),
     store: Store = Depends(get_store),
 ) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ProblemError, require_token
 from api.paths import DataRoots, PathError, path_problem
-from api.routes.common import NOT_FOUND, PROBLEMS
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS
 from api.routes.dashboard_page import PAGE
 
 router = APIRouter()
@@ -112,7 +112,7 @@ def dashboard() -> HTMLResponse:
 
 @protected.get("/runs", response_model=RunFolderPage)
 def list_run_folders(request: Request, limit: int = Query(50, ge=1, le=500),
-                     offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                     offset: int = OFFSET) -> dict[str, Any]:
     """Run folders under the runs root, newest first."""
     found = list_folders(runs_root(request))
     return {"items": found[offset:offset + limit], "total": len(found), "limit": limit, "offset": offset}

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ProblemError, get_store, require_token
 from api.paths import DataRoots, PathError, get_roots, path_problem
-from api.routes.common import NOT_FOUND, PROBLEMS, found
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, found
 from api.schemas import Problem
 from api.sources import SourceExistsError, delete_source, get_source, list_sources, register_source
 from api.state import Store
@@ -50,7 +50,7 @@ def create_source(
 @router.get("", response_model=SourcePage)
 def list_all_sources(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = OFFSET,
     store: Store = Depends(get_store),
 ) -> dict[str, Any]:
     """Every registered source, by name."""
