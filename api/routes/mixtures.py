@@ -14,7 +14,7 @@ from api import service
 from api.deps import ProblemError, get_store, require_token
 from api.paths import DataRoots, PathError, get_roots, path_problem
 from api.plans import PlanCache
-from api.routes.common import NOT_FOUND, PROBLEMS, found
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, found
 from api.schemas import MixturePage, MixtureRecord
 from api.state import Store
 from mixer.corpora import CorpusError
@@ -94,10 +94,13 @@ def validate_mixture(spec: MixtureSpec, roots: DataRoots = Depends(get_roots)) -
     return {"valid": True, "spec": spec.model_dump(mode="json")}
 
 
+# Reads are async: they run on the event loop (the store's reads are cached until the next
+# write, a millisecond when not), not on the thread pool, whose 40 threads fought over the GIL
+# under 50 clients and gave reads a tail ten times their median.
 @router.get("", response_model=MixturePage)
-def list_mixtures(
+async def list_mixtures(
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = OFFSET,
     store: Store = Depends(get_store),
 ) -> dict[str, Any]:
     """The latest version of every mixture, by name."""
@@ -106,16 +109,16 @@ def list_mixtures(
 
 
 @router.get("/{name}", response_model=MixtureRecord, responses=NOT_FOUND)
-def get_mixture(name: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+async def get_mixture(name: str, store: Store = Depends(get_store)) -> dict[str, Any]:
     """The latest version of one mixture."""
     return found(store.get_mixture(name), f"no mixture {name!r}")
 
 
 @router.get("/{name}/versions", response_model=MixturePage, responses=NOT_FOUND)
-def list_mixture_versions(
+async def list_mixture_versions(
     name: str,
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    offset: int = OFFSET,
     store: Store = Depends(get_store),
 ) -> dict[str, Any]:
     """Every version of one mixture, oldest first."""
@@ -126,7 +129,7 @@ def list_mixture_versions(
 
 
 @router.get("/{name}/versions/{version}", response_model=MixtureRecord, responses=NOT_FOUND)
-def get_mixture_version(
+async def get_mixture_version(
     name: str, version: int = Path(ge=1), store: Store = Depends(get_store)
 ) -> dict[str, Any]:
     """One version of one mixture; versions never change once saved."""

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse
 from api.deps import ProblemError, get_jobs, get_store, require_token
 from api.jobs import RUNNING, Jobs, JobStateError
 from api.launch import curation_request, mix_build_request, training_request
-from api.routes.common import NOT_FOUND, PROBLEMS, found
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, found
 from api.schemas import (Artefact, CurationRunRequest, JobPage, JobRecord, LogPage, MixBuildRequest, Problem,
                          RecordPage, TrainingRunRequest)
 from api.state import Store
@@ -79,9 +79,10 @@ def _add_job_routes(prefix: str, kind: str) -> None:
     """list, get, logs, cancel and artefacts of one kind of job, under ``prefix``."""
     tag = prefix.strip("/")
 
+    # reads on the event loop, as the mixtures' are (api/routes/mixtures.py says why)
     @router.get(prefix, response_model=JobPage, tags=[tag], name=f"list_{tag}")
-    def list_jobs(status: str | None = Query(None, pattern="^(running|succeeded|failed|cancelled)$"),
-                  limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    async def list_jobs(status: str | None = Query(None, pattern="^(running|succeeded|failed|cancelled)$"),
+                  limit: int = Query(50, ge=1, le=500), offset: int = OFFSET,
                   jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
         """Newest first."""
         items, total = jobs.list(kind, status, limit, offset)
@@ -89,13 +90,13 @@ def _add_job_routes(prefix: str, kind: str) -> None:
 
     @router.get(prefix + "/{job_id}", response_model=JobRecord, tags=[tag], responses=NOT_FOUND,
                 name=f"get_{tag}")
-    def get_job(job_id: str = JobId, jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
+    async def get_job(job_id: str = JobId, jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
         """Status, progress and, once finished, the result or the error."""
         return _job(jobs, kind, job_id)
 
     @router.get(prefix + "/{job_id}/logs", response_model=LogPage, tags=[tag], responses=NOT_FOUND,
                 name=f"logs_{tag}")
-    def job_logs(job_id: str = JobId, offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10_000),
+    def job_logs(job_id: str = JobId, offset: int = OFFSET, limit: int = Query(1000, ge=1, le=10_000),
                  jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
         """The job's progress lines from ``offset``."""
         _job(jobs, kind, job_id)
@@ -133,7 +134,7 @@ def _add_job_routes(prefix: str, kind: str) -> None:
 @router.get("/runs", response_model=JobPage, tags=["runs"])
 def list_runs(kind: str | None = Query(None, pattern="^(curation|mix-build|training)$"),
               status: str | None = Query(None, pattern="^(running|succeeded|failed|cancelled)$"),
-              limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+              limit: int = Query(50, ge=1, le=500), offset: int = OFFSET,
               jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
     """Jobs of every kind (or one), newest first."""
     items, total = jobs.list(kind, status, limit, offset)
@@ -154,7 +155,7 @@ def mix_build_report(job_id: str = JobId, jobs: Jobs = Depends(get_jobs)) -> dic
 @router.get("/training-runs/{job_id}/metrics", response_model=RecordPage, tags=["training-runs"],
             responses=NOT_FOUND)
 def training_metrics(job_id: str = JobId, file: str = Query("metrics", pattern="^(metrics|eval)$"),
-                     offset: int = Query(0, ge=0), limit: int = Query(1000, ge=1, le=10_000),
+                     offset: int = OFFSET, limit: int = Query(1000, ge=1, le=10_000),
                      jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
     """Lines of metrics.jsonl (per step) or eval.jsonl (held-out and phase-end evaluations)
     from ``offset``, as they are written."""
