@@ -308,26 +308,25 @@ def eval_rows(data: RunData) -> list[dict]:
     return rows
 
 
+def context_length(key: str) -> int:
+    """A passkey result's key (a context length) as a number, for ordering."""
+    return int(key) if str(key).isdigit() else 0
+
+
+def _phase_end_rows(data: RunData, key: str, row_of) -> list[dict]:
+    """A row per phase end that measured ``key`` (a dict): its phase, then ``row_of(result)``."""
+    return [{"after phase": record.get("phase"), **row_of(record[key])}
+            for record in data.phase_ends if isinstance(record.get(key), dict)]
+
+
 def passkey_rows(data: RunData) -> list[dict]:
-    rows = []
-    for record in data.phase_ends:
-        results = record.get("passkey")
-        if isinstance(results, dict):
-            row = {"after phase": record.get("phase")}
-            for length in sorted(results, key=lambda key: int(key) if str(key).isdigit() else 0):
-                row[f"{length} tokens"] = number(results[length])
-            rows.append(row)
-    return rows
+    return _phase_end_rows(data, "passkey", lambda results: {
+        f"{length} tokens": number(results[length]) for length in sorted(results, key=context_length)})
 
 
 def fim_rows(data: RunData) -> list[dict]:
-    rows = []
-    for record in data.phase_ends:
-        result = record.get("fim_exact_match")
-        if isinstance(result, dict):
-            rows.append({"after phase": record.get("phase"), "exact match": number(result.get("exact_match")),
-                         "examples": result.get("n")})
-    return rows
+    return _phase_end_rows(data, "fim_exact_match", lambda result: {
+        "exact match": number(result.get("exact_match")), "examples": result.get("n")})
 
 
 def phase_effects(data: RunData) -> list[dict]:
@@ -348,7 +347,7 @@ def phase_effects(data: RunData) -> list[dict]:
             for domain in sorted(set(old) & set(new)):
                 row[f"Δ loss {domain}"] = number(new[domain] - old[domain])
         old_passkey, new_passkey = before.get("passkey") or {}, after.get("passkey") or {}
-        for length in sorted(set(old_passkey) & set(new_passkey), key=lambda key: int(key)):
+        for length in sorted(set(old_passkey) & set(new_passkey), key=context_length):
             row[f"Δ passkey {length}"] = number(new_passkey[length] - old_passkey[length])
         rows.append(row)
     return rows
