@@ -77,9 +77,14 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _body_headers(scope)
         if declared is not None and declared > self.max_bytes:
             await self._refuse(scope, receive, send)  # before reading a byte of it
+            return
+        if not chunked and not declared:
+            # No body: HTTP/1.1 gives a request a body only with a Content-Length or a
+            # Transfer-Encoding (RFC 9112, 6.3). Reads, most of the traffic, skip the buffering.
+            await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -112,14 +117,20 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None when absent, or malformed: the server rejects those
+    before we see them, and such a request is buffered and counted as a chunked one would be),
+    and whether there is a Transfer-Encoding (or a malformed length): a body of unknown size."""
+    declared, unknown = None, False
     for key, value in scope.get("headers", []):
         if key == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None  # the server rejects a malformed length before we see it
-    return None
+                unknown = True
+        elif key == b"transfer-encoding":
+            unknown = True
+    return declared, unknown
 
 
 def _field_errors(error: RequestValidationError) -> list[FieldError]:

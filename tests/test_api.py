@@ -153,6 +153,73 @@ def test_oversized_body_is_refused(state, monkeypatch):
         assert client.post("/mixtures", json=SPEC).status_code == 201  # under the limit
 
 
+def _through_limit(headers: list[tuple[bytes, bytes]], chunks: list[bytes], method: str = "POST",
+                   max_bytes: int = 1000) -> tuple[list[dict], dict]:
+    """Send one request through ``BodySizeLimit`` alone (no server): the messages sent back, and
+    what the app behind it saw (its ``receive`` and the body it read), if it was called."""
+    import asyncio
+
+    from api.app import BodySizeLimit
+
+    seen: dict = {}
+
+    async def app(scope, receive, send):
+        seen["receive"], body = receive, b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        seen["body"] = body
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+                for i, chunk in enumerate(chunks)]
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": "/", "headers": headers}
+    seen["server_receive"] = receive
+    asyncio.run(BodySizeLimit(app, max_bytes)(scope, receive, send))
+    return sent, seen
+
+
+def test_a_request_without_a_body_skips_the_buffering():
+    # No Content-Length, no Transfer-Encoding: HTTP/1.1 gives it no body; the app reads the
+    # server's own receive, nothing is buffered or replayed.
+    sent, seen = _through_limit([(b"host", b"x")], [b""], method="GET")
+    assert sent[0]["status"] == 200 and seen["receive"] is seen["server_receive"] and seen["body"] == b""
+    sent, seen = _through_limit([(b"content-length", b"0")], [b""])
+    assert sent[0]["status"] == 200 and seen["receive"] is seen["server_receive"]
+
+
+def test_bodies_of_unknown_or_declared_size_are_still_counted():
+    over = [b"x" * 600, b"x" * 600]
+    for headers in ([(b"transfer-encoding", b"chunked")],  # chunked: counted as it comes
+                    [(b"content-length", b"nonsense")]):  # a malformed length: the same
+        sent, seen = _through_limit(headers, over)
+        assert sent[0]["status"] == 413 and "receive" not in seen, headers
+        assert (b"content-type", b"application/problem+json") in sent[0]["headers"]
+        assert json.loads(sent[1]["body"])["detail"] == "request bodies are limited to 1000 bytes"
+    # a GET with a chunked body over the limit is refused like a POST
+    sent, seen = _through_limit([(b"transfer-encoding", b"chunked")], over, method="GET")
+    assert sent[0]["status"] == 413 and "receive" not in seen
+    # a declared length over the limit: refused before a byte is read
+    sent, seen = _through_limit([(b"content-length", b"1001")], [b"x" * 1001], method="GET")
+    assert sent[0]["status"] == 413 and "receive" not in seen
+    # under the limit: buffered, then replayed whole to the app
+    sent, seen = _through_limit([(b"transfer-encoding", b"chunked")], [b"a" * 400, b"b" * 400])
+    assert sent[0]["status"] == 200 and seen["body"] == b"a" * 400 + b"b" * 400
+    assert seen["receive"] is not seen["server_receive"]
+
+
 def test_body_limit_from_the_environment(state, monkeypatch):
     monkeypatch.delenv("MIDTRAIN_API_TOKEN", raising=False)
     monkeypatch.setenv("MIDTRAIN_MAX_BODY_BYTES", "100")
