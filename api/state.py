@@ -15,7 +15,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import duckdb
 
@@ -25,6 +25,7 @@ STATE_ENV = "MIDTRAIN_STATE"
 DEFAULT_STATE = "runs/midtrain-state.duckdb"
 
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
+T = TypeVar("T")
 
 
 def _create_mixtures(connection: duckdb.DuckDBPyConnection) -> None:
@@ -140,7 +141,8 @@ class Store:
     valid until the next write here: reads are cached per (statement, parameters) and every
     write bumps ``generation``, which makes every cached read stale. A read computed while a
     write lands is stored under the generation seen before it, so it is never served after the
-    write returns. Every statement is parameterised; names never become SQL text. Mixture
+    write returns. Values derived from reads alone (the API's serialised responses) are cached
+    the same way (``cached``). Every statement is parameterised; names never become SQL text. Mixture
     versions are methods here; other tables (``api.jobs``, the sources) go through ``query``
     (reads) and ``execute`` (writes)."""
 
@@ -154,6 +156,7 @@ class Store:
         self._local = threading.local()
         self.generation = 0
         self._reads: dict[tuple, tuple[int, list[tuple]]] = {}
+        self._derived: dict[tuple, tuple[int, Any]] = {}
         try:
             with self._write_lock:
                 self.schema_version = migrate(self._connection)
@@ -199,6 +202,21 @@ class Store:
         self._reads[key] = (generation, rows)
         return list(rows)
 
+    def cached(self, key: tuple, compute: Callable[[], T]) -> T:
+        """``compute()``, a value derived from this store's reads only (a response's JSON, say),
+        cached under ``key`` as the reads are: until the next write. Like a read, a value
+        computed while a write lands is kept under the generation seen before it, so it is never
+        returned after the write. The value is shared: callers must not change it."""
+        generation = self.generation
+        cached = self._derived.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        value = compute()
+        if len(self._derived) >= READ_CACHE_ENTRIES:
+            self._derived.clear()
+        self._derived[key] = (generation, value)
+        return value
+
     def execute(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
         """A parameterised statement that may write, under the write lock; its rows (none for a
         write without RETURNING)."""
@@ -213,6 +231,7 @@ class Store:
         """After a write (under the write lock): every cached read is stale."""
         self.generation += 1
         self._reads.clear()
+        self._derived.clear()
 
     def create_mixture(self, spec: MixtureSpec) -> dict[str, Any]:
         """Store ``spec`` as the next version of its name (1 for a new name); returns the record."""

@@ -57,6 +57,29 @@ def test_create_get_list_and_versions(client):
     assert client.get("/mixtures", params={"offset": 1}).json()["items"][0]["name"] == "general"
 
 
+def test_reads_after_writes_are_never_stale(client):
+    """Mixture reads are answered from JSON the store keeps until its next write
+    (api.routes.common.stored_json): every read below comes after one that was cached, and each
+    write shows in it; the bytes are those FastAPI's serialisation of the response model gives."""
+    reads = ["/mixtures", "/mixtures/anneal", "/mixtures/anneal/versions", "/mixtures/anneal/versions/1",
+             "/mixtures/anneal/versions/2"]
+    assert [client.get(path).status_code for path in reads] == [200, 404, 404, 404, 404]
+    first = client.post("/mixtures", json=SPEC)
+    assert [client.get(path).status_code for path in reads] == [200, 200, 200, 200, 404]
+    assert client.get("/mixtures/anneal").content == first.content  # the POST's bytes, FastAPI's own
+    assert client.get("/mixtures/anneal").headers["content-type"] == "application/json"
+    second = client.post("/mixtures", json={**SPEC, "seed": 2})
+    assert client.get("/mixtures/anneal").content == second.content
+    assert client.get("/mixtures/anneal/versions/2").content == second.content
+    assert client.get("/mixtures/anneal/versions/1").content == first.content
+    page = client.get("/mixtures").json()
+    assert page["total"] == 1 and page["items"] == [second.json()]
+    assert [item["version"] for item in client.get("/mixtures/anneal/versions").json()["items"]] == [1, 2]
+    client.post("/mixtures", json={**SPEC, "name": "general"})
+    assert client.get("/mixtures").json()["total"] == 2
+    assert client.get("/mixtures", params={"limit": 1, "offset": 1}).json()["items"][0]["name"] == "general"
+
+
 @pytest.mark.parametrize(
     "method, path, status",
     [

@@ -114,3 +114,19 @@ def test_resolve_sources_replaces_names_by_stored_entries(client):
         resolve_sources(store, [inline, "web", "nope"])
     assert isinstance(caught.value, PathError) and caught.value.field == "sources.2"
     assert str(caught.value) == "field sources.2: no registered source 'nope'"
+
+
+def test_reads_after_writes_are_never_stale(client, root):
+    """Reads are answered from JSON the store keeps until its next write (api.routes.common.
+    stored_json): each write shows in the next read, and the bytes are those FastAPI's own
+    serialisation of the response model gives (the POST's)."""
+    assert client.get("/sources").json()["total"] == 0
+    problem_of(client.get("/sources/web"), 404)  # cached as absent...
+    created = client.post("/sources", json=web())
+    assert created.status_code == 201
+    fetched = client.get("/sources/web")  # ...until the write
+    assert fetched.content == created.content and fetched.headers["content-type"] == "application/json"
+    assert [item["name"] for item in client.get("/sources").json()["items"]] == ["web"]
+    assert client.delete("/sources/web").status_code == 204
+    problem_of(client.get("/sources/web"), 404)
+    assert client.get("/sources").json() == {"items": [], "total": 0, "limit": 50, "offset": 0}

@@ -141,3 +141,28 @@ def test_reads_are_cached_until_a_write(tmp_path):
         assert store.query("SELECT name FROM sources") == [("s",)]
         store.execute("DELETE FROM sources WHERE name = ?", ["s"])
         assert store.query("SELECT name FROM sources") == []  # not the cached row
+
+
+def test_derived_values_are_cached_until_a_write(tmp_path):
+    with Store(tmp_path / "state.duckdb") as store:
+        calls: list[int] = []
+
+        def names() -> list[str]:
+            calls.append(1)
+            return [row[0] for row in store.query("SELECT name FROM sources ORDER BY name")]
+
+        assert store.cached(("names",), names) == [] and store.cached(("names",), names) == []
+        assert len(calls) == 1  # the second from the cache
+        store.execute("INSERT INTO sources VALUES (?, ?, ?)", ["s", "{}", "2024-01-01"])
+        assert store.cached(("names",), names) == ["s"] and len(calls) == 2  # the write made it stale
+        assert store.cached(("other",), lambda: "x") == "x"  # keys apart
+
+        def write_while_computing() -> str:
+            value = store.cached(("names",), names)
+            store.execute("DELETE FROM sources WHERE name = ?", ["s"])  # lands during the computation
+            return "computed before the delete returned"
+
+        assert store.cached(("racy",), write_while_computing) == "computed before the delete returned"
+        # kept under the generation it started from: computed again after the write, never served
+        assert store.cached(("racy",), lambda: "fresh") == "fresh"
+        assert store.cached(("names",), names) == []

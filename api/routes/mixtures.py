@@ -14,7 +14,7 @@ from api import service
 from api.deps import ProblemError, get_store, require_token
 from api.paths import DataRoots, PathError, get_roots, path_problem
 from api.plans import PlanCache
-from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, found
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, json_response, stored_json
 from api.schemas import MixturePage, MixtureRecord
 from api.state import Store
 from mixer.corpora import CorpusError
@@ -97,21 +97,26 @@ def validate_mixture(spec: MixtureSpec, roots: DataRoots = Depends(get_roots)) -
 # Reads are async: they run on the event loop (the store's reads are cached until the next
 # write, a millisecond when not), not on the thread pool, whose 40 threads fought over the GIL
 # under 50 clients and gave reads a tail ten times their median.
+# Their JSON is kept by the store until its next write (``stored_json``).
 @router.get("", response_model=MixturePage)
 async def list_mixtures(
     limit: int = Query(50, ge=1, le=500),
     offset: int = OFFSET,
     store: Store = Depends(get_store),
-) -> dict[str, Any]:
+) -> Response:
     """The latest version of every mixture, by name."""
-    items, total = store.list_mixtures(limit, offset)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    def page() -> dict[str, Any]:
+        items, total = store.list_mixtures(limit, offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    return json_response(stored_json(store, ("mixtures", limit, offset), MixturePage, page))
 
 
 @router.get("/{name}", response_model=MixtureRecord, responses=NOT_FOUND)
-async def get_mixture(name: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+async def get_mixture(name: str, store: Store = Depends(get_store)) -> Response:
     """The latest version of one mixture."""
-    return found(store.get_mixture(name), f"no mixture {name!r}")
+    body = stored_json(store, ("mixture", name), MixtureRecord, lambda: store.get_mixture(name))
+    return json_response(body, f"no mixture {name!r}")
 
 
 @router.get("/{name}/versions", response_model=MixturePage, responses=NOT_FOUND)
@@ -120,20 +125,24 @@ async def list_mixture_versions(
     limit: int = Query(50, ge=1, le=500),
     offset: int = OFFSET,
     store: Store = Depends(get_store),
-) -> dict[str, Any]:
+) -> Response:
     """Every version of one mixture, oldest first."""
-    items, total = store.mixture_versions(name, limit, offset)
-    if total == 0:
-        raise ProblemError(404, "Not Found", f"no mixture {name!r}")
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    def page() -> dict[str, Any] | None:
+        items, total = store.mixture_versions(name, limit, offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset} if total else None
+
+    body = stored_json(store, ("mixture versions", name, limit, offset), MixturePage, page)
+    return json_response(body, f"no mixture {name!r}")
 
 
 @router.get("/{name}/versions/{version}", response_model=MixtureRecord, responses=NOT_FOUND)
 async def get_mixture_version(
     name: str, version: int = Path(ge=1), store: Store = Depends(get_store)
-) -> dict[str, Any]:
+) -> Response:
     """One version of one mixture; versions never change once saved."""
-    return found(store.get_mixture(name, version), f"no mixture {name!r} version {version}")
+    body = stored_json(store, ("mixture version", name, version), MixtureRecord,
+                       lambda: store.get_mixture(name, version))
+    return json_response(body, f"no mixture {name!r} version {version}")
 
 
 def plan_future(plans: PlanCache, spec: MixtureSpec, roots: DataRoots) -> Future[bytes]:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ProblemError, get_store, require_token
 from api.paths import DataRoots, PathError, get_roots, path_problem
-from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, found
+from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, json_response, stored_json
 from api.schemas import Problem
 from api.sources import SourceExistsError, delete_source, get_source, list_sources, register_source
 from api.state import Store
@@ -47,20 +47,26 @@ def create_source(
         raise ProblemError(409, "Conflict", str(error), field="name") from error
 
 
+# Reads run on the event loop and their JSON is kept until the store's next write, as the
+# mixtures' (api/routes/mixtures.py).
 @router.get("", response_model=SourcePage)
-def list_all_sources(
+async def list_all_sources(
     limit: int = Query(50, ge=1, le=500),
     offset: int = OFFSET,
     store: Store = Depends(get_store),
-) -> dict[str, Any]:
+) -> Response:
     """Every registered source, by name."""
-    items, total = list_sources(store, limit, offset)
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+    def page() -> dict[str, Any]:
+        items, total = list_sources(store, limit, offset)
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    return json_response(stored_json(store, ("sources", limit, offset), SourcePage, page))
 
 
 @router.get("/{name}", response_model=SourceRecord, responses=NOT_FOUND)
-def get_one_source(name: str, store: Store = Depends(get_store)) -> dict[str, Any]:
-    return found(get_source(store, name), f"no source {name!r}")
+async def get_one_source(name: str, store: Store = Depends(get_store)) -> Response:
+    body = stored_json(store, ("source", name), SourceRecord, lambda: get_source(store, name))
+    return json_response(body, f"no source {name!r}")
 
 
 @router.delete("/{name}", status_code=204, response_class=Response, responses=NOT_FOUND)
