@@ -144,10 +144,11 @@ def train(spec: Any, resume: bool = False, on_ray: bool = True, progress: Progre
     return ray.get(task.remote(spec.model_dump_json(), resume))
 
 
-def serve(host: str, port: int, state_path: str | None = None) -> None:
+def serve(host: str, port: int, state_path: str | None = None, log_level: str = "info",
+          access_log: bool = True) -> None:
     from api.app import serve as run_server
 
-    run_server(host=host, port=port, state_path=state_path)
+    run_server(host=host, port=port, state_path=state_path, log_level=log_level, access_log=access_log)
 
 
 def manifest_summary(manifest: Manifest) -> list[dict]:

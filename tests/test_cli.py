@@ -93,3 +93,22 @@ def test_schedule_plot(tmp_path, capsys):
     assert main(["schedule", "plot", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "schedule" in err and str(path) in err
+
+
+def test_serve_passes_its_log_options_to_uvicorn(monkeypatch):
+    import uvicorn
+
+    import api.app
+
+    runs: list[dict] = []
+    monkeypatch.setattr(api.app, "create_app", lambda state_path=None: ("app", state_path))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append({"app": app, **options}))
+    assert main(["serve", "--port", "8123", "--state", "s.duckdb"]) == 0
+    assert main(["serve", "--no-access-log", "--log-level", "warning"]) == 0
+    assert main(["serve", "--access-log"]) == 0
+    assert runs[0] == {"app": ("app", "s.duckdb"), "host": "127.0.0.1", "port": 8123, "log_level": "info",
+                       "access_log": True}  # the defaults: uvicorn's own, access log on
+    assert (runs[1]["access_log"], runs[1]["log_level"]) == (False, "warning")
+    assert runs[2]["access_log"] is True
+    with pytest.raises(SystemExit):
+        main(["serve", "--log-level", "loud"])
