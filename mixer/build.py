@@ -3,7 +3,8 @@
 Per phase and source, documents are taken in a seeded shuffled order (a fresh order for every
 further pass when the source must repeat), each one tokenised with its end-of-document token
 appended and, for sources with document-level ``fim``, turned into a FIM document at the
-source's rate (:mod:`mixer.fim`). Documents are taken until the source's planned target is
+source's rate (:mod:`mixer.fim`), or for sources with ``retrieval`` into a synthetic retrieval
+task that fits one sequence (:mod:`mixer.retrieval`). Documents are taken until the source's planned target is
 reached, the last one truncated (its head kept, then its end-of-document token, so every
 document in a stream still ends with one), so the tokens taken per source equal the plan's
 targets and sum to the phase budget exactly. Sources are interleaved by the error-minimising
@@ -11,12 +12,13 @@ rule of :mod:`mixer.pack` and packed into ``seq_len`` sequences by the phase's `
 concat-and-chunk drops the partial last sequence (under ``seq_len`` tokens per phase), best-fit
 writes every token and pads instead. Sources with context-level FIM are then transformed
 inside each packed sequence. The report counts, per source, the tokens written and dropped,
-the documents truncated and the FIM'd documents or fragments, and per phase the padding.
+the documents truncated, the FIM'd documents or fragments and the retrieval documents, and per
+phase the padding.
 
 Randomness comes from generators seeded by sha256 of ``(spec.seed, phase, source, purpose)``:
 stable across processes and machines (unlike Python's ``hash``), independent per source, and
-the shuffle and FIM draws use separate streams, so changing a FIM rate leaves the document
-order alone. Nothing depends on the time or on the output directory (the only paths written
+the shuffle, FIM and retrieval draws use separate streams, so changing a FIM rate leaves the
+document order alone. Nothing depends on the time or on the output directory (the only paths written
 are the spec's own), so the same spec and corpora give byte-identical outputs.
 
 Output layout of ``output_dir``::
@@ -47,6 +49,7 @@ from corpus.manifest import sha256_file
 from mixer.corpora import manifest_sha256
 from mixer.documents import DocumentCache, SourceDocuments
 from mixer.fim import ContextFimCounts, draw_split, fim_contexts, fim_layout
+from mixer.retrieval import draw_needles, retrieval_document
 from mixer.pack import interleave, pack, pack_best_fit
 from mixer.pieces import PieceEncoder
 from mixer.plan import (
@@ -89,6 +92,7 @@ class SourceReport(BaseModel):
     fim_fragments: int  # context-level FIM: fragments transformed, and of those SPM
     fim_spm_fragments: int
     fim_skipped: int  # context-level FIM fragments left alone: not whole UTF-8 characters
+    retrieval_documents: int = 0  # documents given needles and questions (mixer.retrieval)
     target_share: float  # tokens_target / phase budget
     realised_share: float  # tokens_written / the phase's real tokens written
 
@@ -139,6 +143,7 @@ class SourceTake:
     tokens: int = 0
     fim_documents: int = 0
     fim_spm_documents: int = 0
+    retrieval_documents: int = 0
 
 
 def derive_seed(seed: int, *labels: str) -> int:
@@ -164,12 +169,15 @@ def take_source(
     seed: int,
     phase_name: str,
     encoder: Encoder,
+    seq_len: int,
 ) -> SourceTake:
-    """Take shuffled (and possibly FIM'd) documents of one source until ``target`` tokens."""
+    """Take shuffled documents of one source until ``target`` tokens, FIM'd or given retrieval
+    needles as the source says (a retrieval document fits one ``seq_len`` sequence)."""
     if target > 0 and len(documents) == 0:
         raise ValueError(f"source {source.name!r} has no documents for its {target:,}-token target")
     order = shuffled_passes(derive_rng(seed, phase_name, source.name, "shuffle"), len(documents))
     fim_rng = derive_rng(seed, phase_name, source.name, "fim")
+    retrieval_rng = derive_rng(seed, phase_name, source.name, "retrieval")
     take = SourceTake()
     eod = np.asarray([encoder.special.eod], dtype=np.uint32)
     parts: list[np.ndarray] = []  # bodies and end tokens, joined once at the end
@@ -184,6 +192,12 @@ def take_source(
                 body = fim_layout(*pieces, split.spm, encoder.special)
                 take.fim_documents += 1
                 take.fim_spm_documents += int(split.spm)
+        if source.retrieval is not None:
+            drawn = draw_needles(retrieval_rng, source.retrieval)
+            task = drawn and retrieval_document(documents.tokenised(index), drawn, encoder.pieces, seq_len - 1)
+            if task is not None:
+                body = task
+                take.retrieval_documents += 1
         body = body[: target - take.tokens - 1]  # the last document is cut to fit its target
         parts += (body, eod)
         lengths.append(len(body) + 1)
@@ -207,7 +221,8 @@ def pack_phase(
     """One phase's stream, in memory, and its report."""
     takes = [
         take_source(
-            documents[source.name], source, source_plan.tokens_target, seed, phase.name, encoder
+            documents[source.name], source, source_plan.tokens_target, seed, phase.name, encoder,
+            phase.seq_len,
         )
         for source, source_plan in zip(sources, plan.sources)
     ]
@@ -263,6 +278,7 @@ def pack_phase(
             fim_fragments=int(fim_counts.fragments[i]),
             fim_spm_fragments=int(fim_counts.spm[i]),
             fim_skipped=int(fim_counts.skipped[i]),
+            retrieval_documents=take.retrieval_documents,
             target_share=source_plan.tokens_target / phase.tokens,
             realised_share=int(packed.written_by_source[i]) / real if real else 0.0,
         )
@@ -398,6 +414,7 @@ def report_rows(report: BuildReport) -> list[dict]:
             "truncated": source.documents_truncated,
             "epochs": round(source.epochs, 2),
             "fim": source.fim_documents + source.fim_fragments,
+            "needles": source.retrieval_documents,
             "share": round(source.target_share, 4),
             "realised": round(source.realised_share, 4),
         }

@@ -68,6 +68,17 @@ class FimSpec(BaseModel):
     level: Literal["document", "context"] = "document"
 
 
+class RetrievalSpec(BaseModel):
+    """Synthetic long-context retrieval for one source (:mod:`mixer.retrieval`): a ``rate`` share
+    of its documents, cut to fit one sequence, get ``needles`` key-value facts at random depths
+    and end with a question about each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rate: float = Field(default=0.5, ge=0.0, le=1.0)  # share of the documents taken
+    needles: int = Field(default=4, ge=1, le=32)  # facts (and questions) per document
+
+
 class Packing(BaseModel):
     """How a phase's documents become ``seq_len`` sequences (:mod:`mixer.pack`).
 
@@ -91,6 +102,13 @@ class SourceSpec(BaseModel):
     weight: float = Field(ge=0.0)
     max_epochs: float | None = Field(default=None, gt=0.0)
     fim: FimSpec | None = None
+    retrieval: RetrievalSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_transform(self) -> "SourceSpec":
+        if self.fim is not None and self.retrieval is not None:
+            raise ValueError(f"source {self.name!r}: fim and retrieval both rewrite a document; give one")
+        return self
 
 
 class Weighting(BaseModel):
@@ -179,6 +197,13 @@ class MixtureSpec(BaseModel):
             clashes = repeated([source.name for source in self.sources_of(phase)])
             if clashes:
                 raise ValueError(f"phase {phase.name!r}: source names {clashes} clash with the replayed ones")
+        for phase in self.phases:
+            # concat packing cuts documents at every sequence boundary: a retrieval task's
+            # questions would land in another sequence than its facts
+            retrieval = [source.name for source in self.sources_of(phase) if source.retrieval is not None]
+            if retrieval and phase.packing.method != "best_fit":
+                raise ValueError(f"phase {phase.name!r}: sources {retrieval} have retrieval, which needs "
+                                 "packing method best_fit (concat would split the tasks)")
         return self
 
     def sources_of(self, phase: PhaseSpec) -> list[SourceSpec]:
