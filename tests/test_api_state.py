@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -166,3 +167,24 @@ def test_derived_values_are_cached_until_a_write(tmp_path):
         # kept under the generation it started from: computed again after the write, never served
         assert store.cached(("racy",), lambda: "fresh") == "fresh"
         assert store.cached(("names",), names) == []
+
+
+def test_job_records_read_their_progress_fresh_each_time(tmp_path):
+    """A job's progress lives in its progress.json, written by the job, not in the state: every
+    read of the record reads it again (no Ray needed: the record is inserted by hand)."""
+    from api.jobs import Jobs
+
+    with Store(tmp_path / "state.duckdb") as store:
+        jobs = Jobs(store, tmp_path / "runs")
+        store.execute("INSERT INTO jobs VALUES (?, 'curation', 'running', '{}', 'out', ?, NULL, 1, NULL, NULL)",
+                      ["curat-000000000001", "2024-01-01"])
+        files = jobs.files("curat-000000000001")
+        assert jobs.get("curat-000000000001")["progress"] is None  # none written yet
+        files.directory.mkdir(parents=True)
+        for documents in (10, 20):
+            files.progress.write_text(json.dumps({"stage": "stage", "message": "m", "documents": documents}))
+            assert jobs.get("curat-000000000001")["progress"]["documents"] == documents
+            assert jobs.list("curation", None, 50, 0)[0][0]["progress"]["documents"] == documents
+        files.progress.write_text("{half")
+        assert jobs.get("curat-000000000001")["progress"] is None  # as JobFiles.read_json has it
+        assert files.read_json(files.progress) is None
