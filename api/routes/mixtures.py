@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api import service
-from api.deps import ProblemError, get_store, require_token
+from api.deps import ProblemError, get_store, require_token, store_of
 from api.paths import DataRoots, PathError, get_roots, path_problem
 from api.plans import PlanCache
 from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, json_response, stored_json
@@ -97,14 +97,16 @@ def validate_mixture(spec: MixtureSpec, roots: DataRoots = Depends(get_roots)) -
 # Reads are async: they run on the event loop (the store's reads are cached until the next
 # write, a millisecond when not), not on the thread pool, whose 40 threads fought over the GIL
 # under 50 clients and gave reads a tail ten times their median.
-# Their JSON is kept by the store until its next write (``stored_json``).
+# Their JSON is kept by the store until its next write (``stored_json``); they take the request
+# rather than depend on get_store (api.deps.store_of says why).
 @router.get("", response_model=MixturePage)
 async def list_mixtures(
+    request: Request,
     limit: int = Query(50, ge=1, le=500),
     offset: int = OFFSET,
-    store: Store = Depends(get_store),
 ) -> Response:
     """The latest version of every mixture, by name."""
+    store = store_of(request)
     def page() -> dict[str, Any]:
         items, total = store.list_mixtures(limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -113,8 +115,9 @@ async def list_mixtures(
 
 
 @router.get("/{name}", response_model=MixtureRecord, responses=NOT_FOUND)
-async def get_mixture(name: str, store: Store = Depends(get_store)) -> Response:
+async def get_mixture(name: str, request: Request) -> Response:
     """The latest version of one mixture."""
+    store = store_of(request)
     body = stored_json(store, ("mixture", name), MixtureRecord, lambda: store.get_mixture(name))
     return json_response(body, f"no mixture {name!r}")
 
@@ -122,11 +125,12 @@ async def get_mixture(name: str, store: Store = Depends(get_store)) -> Response:
 @router.get("/{name}/versions", response_model=MixturePage, responses=NOT_FOUND)
 async def list_mixture_versions(
     name: str,
+    request: Request,
     limit: int = Query(50, ge=1, le=500),
     offset: int = OFFSET,
-    store: Store = Depends(get_store),
 ) -> Response:
     """Every version of one mixture, oldest first."""
+    store = store_of(request)
     def page() -> dict[str, Any] | None:
         items, total = store.mixture_versions(name, limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset} if total else None
@@ -136,10 +140,9 @@ async def list_mixture_versions(
 
 
 @router.get("/{name}/versions/{version}", response_model=MixtureRecord, responses=NOT_FOUND)
-async def get_mixture_version(
-    name: str, version: int = Path(ge=1), store: Store = Depends(get_store)
-) -> Response:
+async def get_mixture_version(name: str, request: Request, version: int = Path(ge=1)) -> Response:
     """One version of one mixture; versions never change once saved."""
+    store = store_of(request)
     body = stored_json(store, ("mixture version", name, version), MixtureRecord,
                        lambda: store.get_mixture(name, version))
     return json_response(body, f"no mixture {name!r} version {version}")

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
 
-from api.deps import ProblemError, get_jobs, get_store, require_token
+from api.deps import ProblemError, get_jobs, get_store, jobs_of, require_token
 from api.jobs import RUNNING, Jobs, JobStateError
 from api.launch import curation_request, mix_build_request, training_request
 from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, found
@@ -79,20 +79,21 @@ def _add_job_routes(prefix: str, kind: str) -> None:
     """list, get, logs, cancel and artefacts of one kind of job, under ``prefix``."""
     tag = prefix.strip("/")
 
-    # reads on the event loop, as the mixtures' are (api/routes/mixtures.py says why)
+    # reads on the event loop, as the mixtures' are (api/routes/mixtures.py says why), taking the
+    # request rather than depending on get_jobs (api.deps.store_of says why)
     @router.get(prefix, response_model=JobPage, tags=[tag], name=f"list_{tag}")
-    async def list_jobs(status: str | None = Query(None, pattern="^(running|succeeded|failed|cancelled)$"),
-                  limit: int = Query(50, ge=1, le=500), offset: int = OFFSET,
-                  jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
+    async def list_jobs(request: Request,
+                        status: str | None = Query(None, pattern="^(running|succeeded|failed|cancelled)$"),
+                        limit: int = Query(50, ge=1, le=500), offset: int = OFFSET) -> dict[str, Any]:
         """Newest first."""
-        items, total = jobs.list(kind, status, limit, offset)
+        items, total = jobs_of(request).list(kind, status, limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
 
     @router.get(prefix + "/{job_id}", response_model=JobRecord, tags=[tag], responses=NOT_FOUND,
                 name=f"get_{tag}")
-    async def get_job(job_id: str = JobId, jobs: Jobs = Depends(get_jobs)) -> dict[str, Any]:
+    async def get_job(request: Request, job_id: str = JobId) -> dict[str, Any]:
         """Status, progress and, once finished, the result or the error."""
-        return _job(jobs, kind, job_id)
+        return _job(jobs_of(request), kind, job_id)
 
     @router.get(prefix + "/{job_id}/logs", response_model=LogPage, tags=[tag], responses=NOT_FOUND,
                 name=f"logs_{tag}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import ProblemError, get_store, require_token
+from api.deps import ProblemError, get_store, require_token, store_of
 from api.paths import DataRoots, PathError, get_roots, path_problem
 from api.routes.common import NOT_FOUND, OFFSET, PROBLEMS, json_response, stored_json
 from api.schemas import Problem
@@ -48,14 +48,15 @@ def create_source(
 
 
 # Reads run on the event loop and their JSON is kept until the store's next write, as the
-# mixtures' (api/routes/mixtures.py).
+# mixtures' (api/routes/mixtures.py), taking the request rather than depending on get_store.
 @router.get("", response_model=SourcePage)
 async def list_all_sources(
+    request: Request,
     limit: int = Query(50, ge=1, le=500),
     offset: int = OFFSET,
-    store: Store = Depends(get_store),
 ) -> Response:
     """Every registered source, by name."""
+    store = store_of(request)
     def page() -> dict[str, Any]:
         items, total = list_sources(store, limit, offset)
         return {"items": items, "total": total, "limit": limit, "offset": offset}
@@ -64,7 +65,8 @@ async def list_all_sources(
 
 
 @router.get("/{name}", response_model=SourceRecord, responses=NOT_FOUND)
-async def get_one_source(name: str, store: Store = Depends(get_store)) -> Response:
+async def get_one_source(name: str, request: Request) -> Response:
+    store = store_of(request)
     body = stored_json(store, ("source", name), SourceRecord, lambda: get_source(store, name))
     return json_response(body, f"no source {name!r}")
 
