@@ -272,8 +272,14 @@ def test_openapi_lists_the_endpoints(client):
     paths = document["paths"]
     assert {"/health", "/mixtures", "/mixtures/{name}", "/mixtures/{name}/versions",
             "/mixtures/{name}/versions/{version}"} <= set(paths)
-    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert document["components"]["securitySchemes"] == {
+        "HTTPBearer": {"type": "http", "scheme": "bearer", "description": "the value of $MIDTRAIN_API_TOKEN"}}
     assert "security" not in paths["/health"]["get"] and paths["/mixtures"]["post"]["security"]
+    # every operation but /health declares the one scheme (api.deps.require_token)
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            if path != "/health":
+                assert operation["security"] == [{"HTTPBearer": []}], (method, path)
     assert client.get("/docs").status_code == 200
 
 
