@@ -254,7 +254,7 @@ def create_app(state_path: str | None = None, max_body_bytes: int | None = None,
 def serve(host: str = "127.0.0.1", port: int = 8000, state_path: str | None = None,
           log_level: str = "info", access_log: bool = True) -> None:
     """Run the API under uvicorn, one process: the DuckDB state file admits one writer. The
-    access log (a line per request) is on by default; off, it answers about a tenth more reads."""
+    access log (a line per request) is on by default; a line costs about 0.1 ms of CPU."""
     import uvicorn
 
     uvicorn.run(create_app(state_path), host=host, port=port, log_level=log_level, access_log=access_log)
