@@ -127,6 +127,7 @@ def utc_now() -> datetime:
 
 
 READ_CACHE_ENTRIES = 4096
+DERIVED_CACHE_BYTES = 64 << 20  # the serialised responses: at most this much, then start over
 
 
 class Store:
@@ -157,6 +158,7 @@ class Store:
         self.generation = 0
         self._reads: dict[tuple, tuple[int, list[tuple]]] = {}
         self._derived: dict[tuple, tuple[int, Any]] = {}
+        self._derived_bytes = 0  # of the bytes and str values in _derived
         try:
             with self._write_lock:
                 self.schema_version = migrate(self._connection)
@@ -212,9 +214,12 @@ class Store:
         if cached is not None and cached[0] == generation:
             return cached[1]
         value = compute()
-        if len(self._derived) >= READ_CACHE_ENTRIES:
-            self._derived.clear()
+        size = len(value) if isinstance(value, (bytes, str)) else 0
+        if len(self._derived) >= READ_CACHE_ENTRIES or self._derived_bytes + size > DERIVED_CACHE_BYTES:
+            self._derived.clear()  # bounded in entries and in bytes: pages of 500 mixtures are large
+            self._derived_bytes = 0
         self._derived[key] = (generation, value)
+        self._derived_bytes += size
         return value
 
     def execute(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
@@ -232,6 +237,7 @@ class Store:
         self.generation += 1
         self._reads.clear()
         self._derived.clear()
+        self._derived_bytes = 0
 
     def create_mixture(self, spec: MixtureSpec) -> dict[str, Any]:
         """Store ``spec`` as the next version of its name (1 for a new name); returns the record."""

@@ -188,3 +188,17 @@ def test_job_records_read_their_progress_fresh_each_time(tmp_path):
         files.progress.write_text("{half")
         assert jobs.get("curat-000000000001")["progress"] is None  # as JobFiles.read_json has it
         assert files.read_json(files.progress) is None
+
+
+def test_derived_values_are_bounded_in_bytes(tmp_path, monkeypatch):
+    import api.state
+
+    monkeypatch.setattr(api.state, "DERIVED_CACHE_BYTES", 1000)
+    with Store(tmp_path / "state.duckdb") as store:
+        for number in range(5):
+            assert store.cached(("page", number), lambda: b"x" * 400) == b"x" * 400
+            assert store._derived_bytes <= 1000  # two pages at most, then it starts over
+        assert len(store._derived) == 1 and store._derived_bytes == 400
+        calls: list[int] = []
+        store.cached(("page", 4), lambda: calls.append(1) or b"y")
+        assert calls == []  # the last page is still kept
