@@ -7,9 +7,11 @@
 # mixer and the trainer run in this process, as `--no-ray` does.
 #     OUT=/some/dir bash bench/gpu_demo.sh
 # MIXTURE and SPEC name other specs (SPEC's mixture must be RUN/mix and its output RUN/train).
+# WEIGHTS=1 also returns the last checkpoint's weights in bf16 as weights.pt.0, .1, ... (join
+# them with cat) for a look at the model on another machine.
 # Results in $OUT (default bench/results): demo-gpu.json (phase effects, passkey per phase
-# end, final figures, the training summary), report.html, gpu_demo.log, the run's eval.jsonl
-# and metrics.jsonl, and the mixture's report as mix_report.json.
+# end, final figures, the training summary), report.html, gpu_demo.log, and run.tar.gz with
+# the run's eval.jsonl, metrics.jsonl, summary.json and the mixture's report.json.
 set -eu -o pipefail
 OUT=${OUT:-bench/results}
 RUN=${RUN:-runs/demo-gpu}
@@ -32,8 +34,8 @@ midtrain() { "$PY" -m api.cli "$@"; }
     midtrain report "$RUN"
     echo "wall: mix $((mixed - started)) s, train $((trained - mixed)) s, report $((SECONDS - trained)) s"
 } 2>&1 | tee "$OUT/gpu_demo.log"
-cp "$RUN/report.html" "$RUN/train/eval.jsonl" "$RUN/train/metrics.jsonl" "$OUT/"
-cp "$RUN/mix/report.json" "$OUT/mix_report.json"
+cp "$RUN/report.html" "$OUT/"
+tar --ignore-failed-read -czf "$OUT/run.tar.gz" -C "$RUN" train/eval.jsonl train/metrics.jsonl train/summary.json mix/report.json
 "$PY" - "$RUN" "$OUT/demo-gpu.json" <<'PYTHON'
 import json, sys
 from trainer.report import collect, final_metrics, phase_effects
@@ -54,3 +56,18 @@ with open(output, "w") as file:
     json.dump(result, file, indent=2, default=str)
 print(json.dumps(result["phase_effects"], indent=1))
 PYTHON
+if [ -n "${WEIGHTS:-}" ]; then  # the last checkpoint's weights in bf16, in parts a lent machine can return
+    "$PY" - "$RUN/train/checkpoints" "$OUT" <<'PYTHON'
+import io, sys
+from pathlib import Path
+import torch
+
+checkpoints, out = map(Path, sys.argv[1:])
+state = torch.load(checkpoints / (checkpoints / "latest").read_text().strip(), map_location="cpu", weights_only=False)
+buffer = io.BytesIO()
+torch.save({name: tensor.to(torch.bfloat16) for name, tensor in state["model"].items()}, buffer)
+data, part = buffer.getvalue(), 15 << 20
+for index in range(0, len(data), part):
+    (out / f"weights.pt.{index // part}").write_bytes(data[index:index + part])
+PYTHON
+fi

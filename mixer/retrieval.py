@@ -8,8 +8,8 @@ For a source with ``retrieval`` (:class:`mixer.spec.RetrievalSpec`) a share of i
 become such tasks, each drawn afresh every time the document is taken (so repeated epochs never
 repeat a key)::
 
-    <document ... The harbor number is 48213. ... The lantern number is 90177. ...>
-     What is the lantern number? The lantern number is 90177. What is the harbor number? ...
+    <document ... The harbor number is 48213. ... The lantern code is 90177. ...>
+     What is the lantern code? The lantern code is 90177. What is the harbor number? ...
 
 The needles go in at word starts of the document (its own tokens are kept, none is split) at
 seeded uniform depths; the questions come in a seeded order. The task fits ``max_tokens`` (one
@@ -37,22 +37,27 @@ KEY_NAMES: tuple[str, ...] = (
     "timber", "tower", "tunnel", "valley", "velvet", "violin", "wagon", "window", "winter",
     "yacht",
 )
+# What the value is called varies, so that what is learned is to look the key's words up, not
+# one phrase; "pass" is no key name, so the passkey evaluation's phrase is never trained.
+VALUE_NOUNS: tuple[str, ...] = ("number", "code", "key", "pin", "id", "password")
 VALUE_RANGE = (10_000, 100_000)  # five-digit values, as the passkey evaluation draws
 
 
 @dataclass(frozen=True)
 class Needle:
     name: str
+    noun: str
     value: int
     depth: float  # where in the kept window, as a fraction of its word starts
 
     @property
     def fact(self) -> str:
-        return f" The {self.name} number is {self.value}."
+        return f" The {self.name} {self.noun} is {self.value}."
 
     @property
     def question(self) -> str:
-        return f" What is the {self.name} number? The {self.name} number is {self.value}."
+        key = f"{self.name} {self.noun}"
+        return f" What is the {key}? The {key} is {self.value}."
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,15 @@ def draw_needles(rng: np.random.Generator, spec: RetrievalSpec) -> RetrievalDraw
     shifts the draws of the next."""
     apply = rng.random()
     names = rng.choice(len(KEY_NAMES), size=spec.needles, replace=False)
+    nouns = rng.integers(len(VALUE_NOUNS), size=spec.needles)
     values = rng.integers(*VALUE_RANGE, size=spec.needles)
     depths = rng.random(size=spec.needles)
     order = rng.permutation(spec.needles)
     start = rng.random()
     if apply >= spec.rate:
         return None
-    needles = [Needle(KEY_NAMES[name], int(value), float(depth))
-               for name, value, depth in zip(names, values, depths)]
+    needles = [Needle(KEY_NAMES[name], VALUE_NOUNS[noun], int(value), float(depth))
+               for name, noun, value, depth in zip(names, nouns, values, depths)]
     return RetrievalDraw(needles, order, float(start))
 
 

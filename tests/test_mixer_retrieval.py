@@ -20,8 +20,8 @@ from mixer.tokenizer import SpecialTokens, load_tokenizer
 
 TEXT = ("The river runs past the old mill and under two bridges. Farmers bring grain in autumn, "
         "and the miller keeps a ledger of every sack. ") * 12
-FACT = re.compile(r"The (\w+) number is (\d{5})\.")
-QUESTION = re.compile(r"What is the (\w+) number\? The (\w+) number is (\d{5})\.")
+FACT = re.compile(r"The (\w+ \w+) is (\d{5})\.")
+QUESTION = re.compile(r"What is the (\w+ \w+)\? The (\w+ \w+) is (\d{5})\.")
 
 
 def tokenised(tokenizer, text: str) -> TokenisedText:
@@ -33,14 +33,15 @@ def tokenised(tokenizer, text: str) -> TokenisedText:
 def test_needles_sit_at_word_starts_and_the_questions_follow(tokenizer_path: Path, start: float) -> None:
     tokenizer = load_tokenizer(tokenizer_path)
     document = tokenised(tokenizer, TEXT)
-    needles = [Needle("harbor", 48213, 0.1), Needle("lantern", 90177, 0.7), Needle("tower", 11111, 0.7)]
+    needles = [Needle("harbor", "number", 48213, 0.1), Needle("lantern", "code", 90177, 0.7),
+               Needle("tower", "key", 11111, 0.7)]
     draw = RetrievalDraw(needles, np.array([2, 0, 1]), start)
     ids = retrieval_document(document, draw, PieceEncoder(tokenizer), 600)
     assert ids is not None and ids.dtype == np.uint32 and len(ids) == 600  # the document is longer
     text = tokenizer.decode(ids.tolist())
     assert [match.groups() for match in FACT.finditer(text.partition(" What is")[0])] == [
-        ("harbor", "48213"), ("lantern", "90177"), ("tower", "11111")]  # in depth order
-    assert [match.group(1) for match in QUESTION.finditer(text)] == ["tower", "harbor", "lantern"]
+        ("harbor number", "48213"), ("lantern code", "90177"), ("tower key", "11111")]  # in depth order
+    assert [match.group(1) for match in QUESTION.finditer(text)] == ["tower key", "harbor number", "lantern code"]
     # Taking the facts out gives back a window of the document, token for token, that starts
     # where the draw says, and each fact stood before one of its word starts.
     encode = PieceEncoder(tokenizer).encode
@@ -58,7 +59,7 @@ def test_needles_sit_at_word_starts_and_the_questions_follow(tokenizer_path: Pat
 
 def test_no_room_for_the_document_leaves_it_alone(tokenizer_path: Path) -> None:
     tokenizer = load_tokenizer(tokenizer_path)
-    draw = RetrievalDraw([Needle("harbor", 48213, 0.5)], np.array([0]), 0.0)
+    draw = RetrievalDraw([Needle("harbor", "number", 48213, 0.5)], np.array([0]), 0.0)
     assert retrieval_document(tokenised(tokenizer, TEXT), draw, PieceEncoder(tokenizer), 20) is None
 
 

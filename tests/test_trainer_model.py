@@ -263,3 +263,16 @@ def test_with_targets_the_model_returns_each_positions_loss():
     assert torch.equal(losses, expected) and not losses[0, :3].any()
     model.compile_blocks()
     torch.testing.assert_close(model(tokens[:, :-1], segments, targets), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_blocks_get_rope_tables_of_one_rank_packed_or_not() -> None:
+    """A compiled block guards on its inputs' ranks: causal and packed batches must hand it
+    cos/sin of the same rank, or every switch between them costs a recompile (on the H200 the
+    demo hit torch.compile's recompile limit this way)."""
+    model = tiny()
+    ranks = []
+    model.blocks[0].register_forward_pre_hook(lambda module, args: ranks.append((args[1].dim(), args[2].dim())))
+    tokens = torch.randint(0, VOCAB, (2, 12))
+    model(tokens, torch.zeros_like(tokens))  # one document per row: causal
+    model(tokens, torch.tensor([[0] * 6 + [1] * 6] * 2))  # packed: positions restart
+    assert ranks == [(4, 4), (4, 4)]

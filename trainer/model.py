@@ -315,6 +315,8 @@ class Decoder(nn.Module):
         if plan.kind != "causal":  # positions restart inside rows
             positions = document_positions(segments)
             cos, sin = cos[positions], sin[positions]
+        else:  # one table for every row, of the same rank: compiled blocks see one signature
+            cos, sin = cos[None], sin[None]
         # [batch or 1, seq, 1, head_dim / 2], against [batch, seq, heads, head_dim]
         cos, sin = cos.to(x.dtype).unsqueeze(-2), sin.to(x.dtype).unsqueeze(-2)
         for block in self.blocks:
