@@ -1,6 +1,7 @@
 """``midtrain demo``: the whole job on the bundled sample, through the same service functions
 as every other command. The example specs are read from ``examples/`` and pointed at the
-demo's own output directory; ``scale`` multiplies every token budget (tests use a small one).
+demo's own output directory; ``scale`` multiplies every token budget and the held-out batches
+(tests use a small one).
 
 Before curating, the demo trains a fastText quality classifier for ``web``: positive = the
 sample's synthetic and instruction documents and its clean web articles, negative = the web
@@ -154,7 +155,11 @@ def run_demo(output: str | Path = "runs/demo", scale: float = 1.0, progress=prin
     build = timed("mix", service.mix_build, mixture, out / "mix", progress=progress)
 
     train_spec = load_train_spec(service.EXAMPLES / "train.yaml")
-    train_spec = train_spec.model_copy(update={"mixture": str(out / "mix"), "output": str(out / "train")})
+    # The held-out batches shrink with the budget too (not below 2), or a small scale has none
+    # left to train on.
+    eval_batches = max(2, min(train_spec.eval_batches, round(train_spec.eval_batches * scale)))
+    train_spec = train_spec.model_copy(update={"mixture": str(out / "mix"), "output": str(out / "train"),
+                                               "eval_batches": eval_batches})
     training = timed("train", service.train, train_spec, progress=progress)
     report = timed("report", write_run_report, out)
     effects = phase_effects(collect(out, corpora=False))
