@@ -264,7 +264,7 @@ def launch_actor(job_id: str, kind: str, request: dict, output: str, directory: 
 
     from pipelines.runtime import ensure_ray
 
-    ensure_ray()
+    ensure_ray(log_to_driver=False)  # the job writes its own log.txt
     remote = ray.remote(JobActor).options(
         name=actor_name(job_id), namespace=NAMESPACE, lifetime="detached", max_restarts=0,
         max_concurrency=2, **actor_resources(kind),
@@ -462,7 +462,7 @@ class Reconciler:
                 if self._has_running():
                     from pipelines.runtime import ensure_ray
 
-                    ensure_ray()
+                    ensure_ray(log_to_driver=False)
                     self.jobs.reconcile()
             except Exception:  # the loop must outlive one bad pass; the pass is logged
                 log.exception("reconcile pass failed")

@@ -16,6 +16,8 @@ Set-up, in a scratch folder that is the server's only data root:
   again (a new output) whenever it finishes while a group is being measured. As in
   docker-compose.yml, a Ray head runs as its own process (``ray start --head``, every core)
   and the server is a driver of it through ``RAY_ADDRESS``; all of it shares the same 2 cores.
+  The server gets the flags docker-compose.yml's ``api`` service gives ``midtrain serve``
+  (``--no-access-log``); ``--access-log`` measures it with uvicorn's access log on.
   (Without ``RAY_ADDRESS`` the server would start Ray from the request thread of the first
   launch, and Ray's head processes die with that thread: see the report of this bench.)
 
@@ -91,6 +93,7 @@ class Settings:
     curation_documents: int = 20_000
     curation_files: int = 4
     workdir: Path | None = None  # a scratch folder, removed after, when None
+    access_log: bool | None = None  # None: as docker-compose.yml's api service runs the server
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,10 +206,32 @@ class RayHead:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
+def compose_serve_flags() -> list[str]:
+    """The flags docker-compose.yml's ``api`` service gives ``midtrain serve``, but where it
+    listens: the bench runs the server as the deployment does."""
+    import yaml
+
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["api"]["command"]
+    if command[:2] != ["midtrain", "serve"]:
+        raise RuntimeError(f"docker-compose.yml: the api service runs {command!r}, not midtrain serve")
+    flags, arguments = [], iter(command[2:])
+    for flag in arguments:
+        if flag in ("--host", "--port"):
+            next(arguments)
+        else:
+            flags.append(flag)
+    return flags
+
+
+def serve_flags(access_log: bool | None) -> list[str]:
+    flags = [flag for flag in compose_serve_flags() if access_log is None or "access-log" not in flag]
+    return flags if access_log is None else [*flags, "--access-log" if access_log else "--no-access-log"]
+
+
 class Server:
     """``midtrain serve`` in its own process group, a driver of ``head``, output to a log."""
 
-    def __init__(self, root: Path, head: RayHead) -> None:
+    def __init__(self, root: Path, head: RayHead, flags: list[str]) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = root / "server.log"
@@ -214,7 +239,7 @@ class Server:
                "MIDTRAIN_STATE": str(root / "state.duckdb"), "MIDTRAIN_RUNS": str(root / "runs"),
                "RAY_ADDRESS": head.address, **head.env}
         with self.log.open("w") as handle:
-            self.process = subprocess.Popen([str(BIN / "midtrain"), "serve", "--port", str(self.port)],
+            self.process = subprocess.Popen([str(BIN / "midtrain"), "serve", *flags, "--port", str(self.port)],
                                             cwd=root, env=env, start_new_session=True, stdout=handle,
                                             stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
@@ -499,7 +524,8 @@ def run_bench(settings: Settings) -> dict[str, Any]:
         make_corpus(root / "pages", settings.curation_documents, settings.curation_files)
 
         head = RayHead(os.cpu_count() or 2)
-        server = Server(root, head)
+        flags = serve_flags(settings.access_log)
+        server = Server(root, head, flags)
         headers = {"Authorization": f"Bearer {TOKEN}"}
         names = ["big"]
         with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
@@ -522,6 +548,7 @@ def run_bench(settings: Settings) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_before": load_before, "load_average_after": [round(v, 2) for v in os.getloadavg()]},
         "settings": {key: (str(value) if isinstance(value, Path) else value) for key, value in asdict(settings).items()},
+        "server": {"command": ["midtrain", "serve", *flags]},
         "corpus": corpus,
         "groups": groups,
         "curation": measured["curation"],
@@ -569,11 +596,14 @@ def main() -> None:
     parser.add_argument("--mixtures", type=int, default=defaults.mixtures, help="small mixtures besides big")
     parser.add_argument("--curation-documents", type=int, default=defaults.curation_documents)
     parser.add_argument("--workdir", type=Path, help="keep the data, state and server log here")
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=None,
+                        help="uvicorn's access log on or off (default: as docker-compose.yml runs the API)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     settings = Settings(documents=args.documents, clients=args.clients, seconds=args.seconds,
                         plan_seconds=args.plan_seconds, plan_single=args.plan_single, timeout=args.timeout,
-                        mixtures=args.mixtures, curation_documents=args.curation_documents, workdir=args.workdir)
+                        mixtures=args.mixtures, curation_documents=args.curation_documents, workdir=args.workdir,
+                        access_log=args.access_log)
     result = run_bench(settings)
     write_result(args.output, "api", result)
     print(table(result))

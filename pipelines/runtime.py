@@ -12,20 +12,23 @@ import threading
 _STARTING = threading.Lock()
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
-    """Initialise Ray once per process, from any thread; later calls reuse the running instance."""
+def ensure_ray(num_cpus: int | None = None, log_to_driver: bool = True) -> None:
+    """Initialise Ray once per process, from any thread; later calls reuse the running instance.
+    ``log_to_driver``: stream the workers' output into this process, as a command line wants;
+    the API's jobs write their own logs, and the streaming cost the server's requests their
+    tail latency while a job ran."""
     import ray
 
     with _STARTING:
         if ray.is_initialized():
             return
         if os.environ.get("RAY_ADDRESS") or threading.current_thread() is threading.main_thread():
-            _start_ray(num_cpus)
+            _start_ray(num_cpus, log_to_driver)
         else:
-            _start_in_keeper_thread(num_cpus)
+            _start_in_keeper_thread(num_cpus, log_to_driver)
 
 
-def _start_in_keeper_thread(num_cpus: int | None) -> None:
+def _start_in_keeper_thread(num_cpus: int | None, log_to_driver: bool) -> None:
     """Start a local Ray from a thread that lives as long as the process. Ray starts its local
     daemons with PR_SET_PDEATHSIG, which Linux fires when the *thread* that forked them exits:
     started from a request thread of the API's pool, the head died when the pool retired it."""
@@ -33,7 +36,7 @@ def _start_in_keeper_thread(num_cpus: int | None) -> None:
 
     def keep() -> None:
         try:
-            _start_ray(num_cpus)
+            _start_ray(num_cpus, log_to_driver)
         except BaseException as error:  # handed to the caller, which raises it
             failures.append(error)
         finally:
@@ -47,12 +50,12 @@ def _start_in_keeper_thread(num_cpus: int | None) -> None:
         raise failures[0]
 
 
-def _start_ray(num_cpus: int | None) -> None:
+def _start_ray(num_cpus: int | None, log_to_driver: bool) -> None:
     import ray
 
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     address = os.environ.get("RAY_ADDRESS")
-    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": True}
+    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": log_to_driver}
     if address:
         ray.init(address=address, **kwargs)
     else:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bench.api import Settings, percentile, run_bench, table, write_corpus
+from bench.api import Settings, compose_serve_flags, percentile, run_bench, serve_flags, table, write_corpus
 from bench.results import write_result
 from mixer.plan import plan_mixture
 from mixer.spec import MixtureSpec
@@ -22,6 +22,13 @@ def test_percentiles_are_nearest_rank():
     values = [float(value) for value in range(1, 101)]
     assert percentile(values, 50) == 50.0 and percentile(values, 99) == 99.0 and percentile(values, 100) == 100.0
     assert percentile([7.0], 99) == 7.0 and percentile([], 50) is None
+
+
+def test_the_server_runs_with_compose_flags_unless_told():
+    """The bench measures the API as docker-compose.yml deploys it; --access-log overrides."""
+    assert compose_serve_flags() == ["--no-access-log"]
+    assert serve_flags(None) == ["--no-access-log"]
+    assert serve_flags(True) == ["--access-log"] and serve_flags(False) == ["--no-access-log"]
 
 
 def test_the_written_corpus_is_what_the_planner_reads(tmp_path):
@@ -40,7 +47,8 @@ def test_a_short_run_reports_every_group_with_targets(tmp_path, capsys):
     settings = Settings(documents=600, clients=3, seconds=2.0, plan_seconds=2.0, plan_single=2, timeout=60.0,
                         mixtures=2, curation_documents=200, curation_files=2, workdir=tmp_path / "work")
     result = run_bench(settings)
-    assert set(result) == {"bench", "machine", "settings", "corpus", "groups", "curation", "targets"}
+    assert set(result) == {"bench", "machine", "settings", "server", "corpus", "groups", "curation", "targets"}
+    assert result["server"]["command"] == ["midtrain", "serve", "--no-access-log"]
     assert result["corpus"]["documents"] == 600
     groups = result["groups"]
     assert set(groups) == {"reads", "plan_single", "plan"}

@@ -115,3 +115,23 @@ def test_every_question_is_answered_within_its_sequence(corpus_dir: Path, tokeni
                 questions += 1
                 assert name == repeated and facts[name] == value, text
     assert questions >= 3 * (long.retrieval_documents - 1)  # all but a target-cut last one
+
+
+def test_the_gpu_demo_is_the_demo_scaled_up() -> None:
+    """examples/gpu/mixture.yaml (bench/gpu_demo.sh) is examples/mixture.yaml with 40x the
+    tokens (120x in the long-context phase) and the epoch caps those need: same phases,
+    sources, weights, transforms, packing."""
+    from mixer.spec import load_mixture
+    from trainer.spec import load_train_spec
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    demo, gpu = load_mixture(examples / "mixture.yaml"), load_mixture(examples / "gpu" / "mixture.yaml")
+
+    def shape(spec):
+        return [(phase.name, phase.seq_len, phase.packing,
+                 [source.model_dump(exclude={"max_epochs"}) for source in phase.sources]) for phase in spec.phases]
+
+    assert shape(gpu) == shape(demo)
+    assert [gpu_phase.tokens for gpu_phase in gpu.phases] == [factor * phase.tokens for factor, phase in zip((40, 40, 120), demo.phases)]
+    train = load_train_spec(examples / "gpu" / "train.yaml")
+    assert [phase.mixture_phase for phase in train.phases] == [phase.name for phase in gpu.phases]
