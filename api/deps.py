@@ -60,11 +60,11 @@ require_token = _RequireToken(auto_error=False, scheme_name="HTTPBearer",
 
 
 async def get_store(request: Request) -> Store:
-    return request.app.state.store
+    return store_of(request)
 
 
 async def get_jobs(request: Request) -> Jobs:
-    return request.app.state.jobs
+    return jobs_of(request)
 
 
 # The cached reads (mixtures, sources, jobs) take the request and call these instead of

@@ -55,6 +55,22 @@ def actor_name(job_id: str) -> str:
     return f"midtrain-job-{job_id}"
 
 
+JOBS_DIR = "jobs"  # under the runs root, a folder per job
+PROGRESS_FILE = "progress.json"
+
+
+def read_json_file(path: str | os.PathLike) -> dict | None:
+    """A JSON file's content; None when it is missing or not (yet) whole JSON. One plain read:
+    a page of jobs reads a progress file per job on every request."""
+    try:
+        with open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except FileNotFoundError:
+        return None
+    except json.JSONDecodeError:  # progress.json mid-rewrite cannot happen (atomic), but be safe
+        return None
+
+
 @dataclass(frozen=True)
 class JobFiles:
     """The files a job writes in its directory, and reading them back."""
@@ -67,7 +83,7 @@ class JobFiles:
 
     @property
     def progress(self) -> Path:
-        return self.directory / "progress.json"
+        return self.directory / PROGRESS_FILE
 
     @property
     def result(self) -> Path:
@@ -78,12 +94,7 @@ class JobFiles:
         return self.directory / "cancel"
 
     def read_json(self, path: Path) -> dict | None:
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError:  # progress.json mid-rewrite cannot happen (atomic), but be safe
-            return None
+        return read_json_file(path)
 
     def log_lines(self, offset: int = 0, limit: int = 1000) -> tuple[list[str], int]:
         """Lines ``offset`` .. ``offset + limit`` of the log, and the offset after them."""
@@ -315,7 +326,7 @@ class Jobs:
         self._launching: set[str] = set()
 
     def files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.runs_root / "jobs" / job_id)
+        return JobFiles(self.runs_root / JOBS_DIR / job_id)
 
     def launch(self, kind: str, request: dict, output: str) -> dict[str, Any]:
         """Record a new job and start its actor; returns the record."""
@@ -429,15 +440,9 @@ class Jobs:
         return record
 
     def _progress(self, job_id: str) -> dict | None:
-        """The job's progress.json (``JobFiles.progress``), as ``JobFiles.read_json`` reads it,
-        with less work: a page of jobs reads one per job, on every request."""
-        try:
-            with open(os.path.join(self.runs_root, "jobs", job_id, "progress.json"), "rb") as handle:
-                return json.loads(handle.read())
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError:
-            return None
+        """The job's ``JobFiles.progress``, its path joined as a string: a page of jobs reads one
+        per job on every request, and the Path objects of ``files`` cost more than the read."""
+        return read_json_file(os.path.join(self.runs_root, JOBS_DIR, job_id, PROGRESS_FILE))
 
 
 class Reconciler:

@@ -142,8 +142,8 @@ class Store:
     valid until the next write here: reads are cached per (statement, parameters) and every
     write bumps ``generation``, which makes every cached read stale. A read computed while a
     write lands is stored under the generation seen before it, so it is never served after the
-    write returns. Values derived from reads alone (the API's serialised responses) are cached
-    the same way (``cached``). Every statement is parameterised; names never become SQL text. Mixture
+    write returns. Values derived from reads alone (the API's serialised responses) share that
+    cache (``cached``). Every statement is parameterised; names never become SQL text. Mixture
     versions are methods here; other tables (``api.jobs``, the sources) go through ``query``
     (reads) and ``execute`` (writes)."""
 
@@ -156,9 +156,8 @@ class Store:
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._local = threading.local()
         self.generation = 0
-        self._reads: dict[tuple, tuple[int, list[tuple]]] = {}
-        self._derived: dict[tuple, tuple[int, Any]] = {}
-        self._derived_bytes = 0  # of the bytes and str values in _derived
+        self._cached: dict[tuple, tuple[int, Any]] = {}  # key: (generation, value)
+        self._cached_bytes = 0  # of the bytes and str values in _cached
         try:
             with self._write_lock:
                 self.schema_version = migrate(self._connection)
@@ -192,34 +191,28 @@ class Store:
     def query(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
         """A read-only parameterised statement's rows, from the read cache while no write has
         happened since they were read."""
-        key = (sql, tuple(parameters or ()))
-        generation = self.generation
-        cached = self._reads.get(key)
-        if cached is not None and cached[0] == generation:
-            return list(cached[1])
-        result = self._cursor().execute(sql, parameters or [])
-        rows = result.fetchall() if result.description else []
-        if len(self._reads) >= READ_CACHE_ENTRIES:
-            self._reads.clear()
-        self._reads[key] = (generation, rows)
-        return list(rows)
+        def read() -> list[tuple]:
+            result = self._cursor().execute(sql, parameters or [])
+            return result.fetchall() if result.description else []
+
+        return list(self.cached(("query", sql, tuple(parameters or ())), read))
 
     def cached(self, key: tuple, compute: Callable[[], T]) -> T:
-        """``compute()``, a value derived from this store's reads only (a response's JSON, say),
-        cached under ``key`` as the reads are: until the next write. Like a read, a value
-        computed while a write lands is kept under the generation seen before it, so it is never
-        returned after the write. The value is shared: callers must not change it."""
+        """``compute()``, a value derived from this store's reads only (a query's rows, a
+        response's JSON), cached under ``key`` until the next write. A value computed while a
+        write lands is kept under the generation seen before it, so it is never returned after
+        the write. The value is shared: callers must not change it."""
         generation = self.generation
-        cached = self._derived.get(key)
+        cached = self._cached.get(key)
         if cached is not None and cached[0] == generation:
             return cached[1]
         value = compute()
         size = len(value) if isinstance(value, (bytes, str)) else 0
-        if len(self._derived) >= READ_CACHE_ENTRIES or self._derived_bytes + size > DERIVED_CACHE_BYTES:
-            self._derived.clear()  # bounded in entries and in bytes: pages of 500 mixtures are large
-            self._derived_bytes = 0
-        self._derived[key] = (generation, value)
-        self._derived_bytes += size
+        if len(self._cached) >= READ_CACHE_ENTRIES or self._cached_bytes + size > DERIVED_CACHE_BYTES:
+            self._cached.clear()  # bounded in entries and in bytes: pages of 500 mixtures are large
+            self._cached_bytes = 0
+        self._cached[key] = (generation, value)
+        self._cached_bytes += size
         return value
 
     def execute(self, sql: str, parameters: list[Any] | None = None) -> list[tuple]:
@@ -235,9 +228,8 @@ class Store:
     def _wrote(self) -> None:
         """After a write (under the write lock): every cached read is stale."""
         self.generation += 1
-        self._reads.clear()
-        self._derived.clear()
-        self._derived_bytes = 0
+        self._cached.clear()
+        self._cached_bytes = 0
 
     def create_mixture(self, spec: MixtureSpec) -> dict[str, Any]:
         """Store ``spec`` as the next version of its name (1 for a new name); returns the record."""

@@ -4,22 +4,22 @@ Per phase and source, documents are taken in a seeded shuffled order (a fresh or
 further pass when the source must repeat), each one tokenised with its end-of-document token
 appended and, for sources with document-level ``fim``, turned into a FIM document at the
 source's rate (:mod:`mixer.fim`), or for sources with ``retrieval`` into a synthetic retrieval
-task that fits one sequence (:mod:`mixer.retrieval`). Documents are taken until the source's planned target is
-reached, the last one truncated (its head kept, then its end-of-document token, so every
-document in a stream still ends with one), so the tokens taken per source equal the plan's
-targets and sum to the phase budget exactly. Sources are interleaved by the error-minimising
-rule of :mod:`mixer.pack` and packed into ``seq_len`` sequences by the phase's ``packing``:
-concat-and-chunk drops the partial last sequence (under ``seq_len`` tokens per phase), best-fit
-writes every token and pads instead. Sources with context-level FIM are then transformed
-inside each packed sequence. The report counts, per source, the tokens written and dropped,
-the documents truncated, the FIM'd documents or fragments and the retrieval documents, and per
-phase the padding.
+task that fits one sequence (:mod:`mixer.retrieval`). Documents are taken until the source's
+planned target is reached, the last one truncated (its head kept, then its end-of-document
+token, so every document in a stream still ends with one), so the tokens taken per source equal
+the plan's targets and sum to the phase budget exactly. Sources are interleaved by the
+error-minimising rule of :mod:`mixer.pack` and packed into ``seq_len`` sequences by the phase's
+``packing``: concat-and-chunk drops the partial last sequence (under ``seq_len`` tokens per
+phase), best-fit writes every token and pads instead. Sources with context-level FIM are then
+transformed inside each packed sequence. The report counts, per source, the tokens written and
+dropped, the documents truncated, the FIM'd documents or fragments and the retrieval documents,
+and per phase the padding.
 
 Randomness comes from generators seeded by sha256 of ``(spec.seed, phase, source, purpose)``:
 stable across processes and machines (unlike Python's ``hash``), independent per source, and
 the shuffle, FIM and retrieval draws use separate streams, so changing a FIM rate leaves the
-document order alone. Nothing depends on the time or on the output directory (the only paths written
-are the spec's own), so the same spec and corpora give byte-identical outputs.
+document order alone. Nothing depends on the time or on the output directory (the only paths
+written are the spec's own), so the same spec and corpora give byte-identical outputs.
 
 Output layout of ``output_dir``::
 
@@ -49,7 +49,6 @@ from corpus.manifest import sha256_file
 from mixer.corpora import manifest_sha256
 from mixer.documents import DocumentCache, SourceDocuments
 from mixer.fim import ContextFimCounts, draw_split, fim_contexts, fim_layout
-from mixer.retrieval import draw_needles, retrieval_document
 from mixer.pack import interleave, pack, pack_best_fit
 from mixer.pieces import PieceEncoder
 from mixer.plan import (
@@ -59,6 +58,7 @@ from mixer.plan import (
     plan_mixture,
     write_plan,
 )
+from mixer.retrieval import draw_needles, retrieval_document
 from mixer.spec import MixtureSpec, PhaseSpec, SourceSpec
 from mixer.stream import PhaseArrays, PhaseInfo, write_phase
 from mixer.tokenizer import SpecialTokens, load_tokenizer

@@ -197,8 +197,8 @@ def test_derived_values_are_bounded_in_bytes(tmp_path, monkeypatch):
     with Store(tmp_path / "state.duckdb") as store:
         for number in range(5):
             assert store.cached(("page", number), lambda: b"x" * 400) == b"x" * 400
-            assert store._derived_bytes <= 1000  # two pages at most, then it starts over
-        assert len(store._derived) == 1 and store._derived_bytes == 400
+            assert store._cached_bytes <= 1000  # two pages at most, then it starts over
+        assert len(store._cached) == 1 and store._cached_bytes == 400
         calls: list[int] = []
         store.cached(("page", 4), lambda: calls.append(1) or b"y")
         assert calls == []  # the last page is still kept
